@@ -1,0 +1,286 @@
+"""Pydantic models the agent sees: requests, results, the job envelope, the report.
+
+Requests are validated here (bounds, identifier shapes) so every entry point, MCP or
+not, gets the same checks. Results carry facts probed from the files they describe.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "ID_PATTERN",
+    "AspectRatio",
+    "Capability",
+    "AssetKind",
+    "Attempt",
+    "WordTiming",
+    "SegmentTiming",
+    "SceneRequest",
+    "NarrationRequest",
+    "ThumbnailRequest",
+    "Overlay",
+    "AssemblyRequest",
+    "AssetResult",
+    "SceneResult",
+    "NarrationResult",
+    "ThumbnailResult",
+    "VideoProperties",
+    "ReadinessCheck",
+    "AssemblyResult",
+    "JobStatus",
+    "JobError",
+    "JobEnvelope",
+    "ProviderStatus",
+    "ReportTotals",
+    "ProviderReport",
+]
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+AspectRatio = Literal["16:9", "9:16"]
+Capability = Literal["video", "speech", "image"]
+AssetKind = Literal["scene", "narration", "thumbnail", "final_video", "music"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- attempts and timings -------------------------------------------------------------
+
+
+class Attempt(_Model):
+    """One provider tried for one asset."""
+
+    provider: str
+    outcome: Literal["succeeded", "failed", "skipped"]
+    reason: str | None = Field(None, description="why it failed or was skipped; null on success")
+    error_code: str | None = None
+    elapsed_s: float = 0.0
+    cost_usd: float = 0.0
+    decision: str | None = Field(None, description="why this provider was tried at this position")
+
+
+class WordTiming(_Model):
+    text: str
+    start_s: float
+    end_s: float
+
+
+class SegmentTiming(_Model):
+    index: int = Field(description="1-based, one segment per scene when segments were given")
+    text: str
+    start_s: float
+    end_s: float
+    words: list[WordTiming] = Field(default_factory=list)
+
+
+# --- requests ---------------------------------------------------------------------------
+
+
+class _VideoScoped(_Model):
+    workspace_id: str = Field("default", pattern=ID_PATTERN)
+    video_id: str = Field(pattern=ID_PATTERN)
+    providers: list[str] | None = None
+
+
+class SceneRequest(_VideoScoped):
+    scene_index: int = Field(ge=1, le=999)
+    prompt: str = Field(min_length=1, max_length=4000)
+    duration_s: float = Field(8.0, ge=1, le=60)
+    aspect_ratio: AspectRatio = "16:9"
+    style: str | None = Field(None, max_length=500)
+    negative_prompt: str | None = Field(None, max_length=2000)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (1920, 1080) if self.aspect_ratio == "16:9" else (1080, 1920)
+
+
+class NarrationRequest(_VideoScoped):
+    text: str | None = Field(None, min_length=1, max_length=20000)
+    segments: list[str] | None = Field(None, min_length=1, max_length=200)
+    voice: str | None = Field(None, max_length=200)
+    speed: float = Field(1.0, ge=0.5, le=2.0)
+    pitch_semitones: float = Field(0.0, ge=-12, le=12)
+    instructions: str | None = Field(None, max_length=2000)
+
+    @field_validator("segments")
+    @classmethod
+    def _segments_not_blank(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            for i, s in enumerate(v, 1):
+                if not s.strip():
+                    raise ValueError(f"segment {i} is empty")
+                if len(s) > 5000:
+                    raise ValueError(f"segment {i} is longer than 5000 characters")
+        return v
+
+    def texts(self) -> list[str]:
+        """The narration as segments (a single ``text`` is one segment)."""
+        if self.segments:
+            return [s.strip() for s in self.segments]
+        if self.text and self.text.strip():
+            return [self.text.strip()]
+        raise ValueError("give either text or segments (one string per scene)")
+
+
+class ThumbnailRequest(_VideoScoped):
+    title: str = Field(min_length=1, max_length=100)
+    subtitle: str | None = Field(None, max_length=120)
+    prompt: str | None = Field(None, max_length=4000)
+    style: str | None = Field(None, max_length=500)
+
+
+class Overlay(_Model):
+    text: str = Field(min_length=1, max_length=200)
+    start_s: float = Field(ge=0)
+    end_s: float = Field(gt=0)
+    position: Literal["top", "center", "bottom", "top-left", "top-right", "bottom-left", "bottom-right"] = "top"
+
+
+class AssemblyRequest(_Model):
+    workspace_id: str = Field("default", pattern=ID_PATTERN)
+    video_id: str = Field(pattern=ID_PATTERN)
+    scenes: list[str] | None = Field(None, max_length=200)
+    narration: str | None = None
+    music: str | None = None
+    aspect_ratio: AspectRatio | None = None
+    fps: Literal[30, 60] = 30
+    height: int = Field(1080, ge=720, le=2160)
+    captions: bool = True
+    transition: Literal["cut", "crossfade"] = "cut"
+    overlays: list[Overlay] = Field(default_factory=list, max_length=50)
+    watermark: str | None = None
+    loudness_lufs: float = Field(-14.0, ge=-30, le=-8)
+
+
+# --- results ----------------------------------------------------------------------------
+
+
+class AssetResult(_Model):
+    asset_id: str
+    kind: AssetKind
+    workspace_id: str
+    video_id: str
+    path: str = Field(description="absolute path on the server's machine")
+    uri: str = Field(description="ytap:// resource uri of the file")
+    provider: str
+    model: str | None = None
+    cost_usd: float = 0.0
+    bytes: int
+    duration_s: float | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    cached: bool = False
+    created_at: str
+    attempts: list[Attempt] = Field(default_factory=list)
+
+
+class SceneResult(AssetResult):
+    scene_index: int
+    prompt: str
+
+
+class NarrationResult(AssetResult):
+    segments: list[SegmentTiming]
+    srt_path: str
+    srt_uri: str
+    voice: str | None = None
+
+
+class ThumbnailResult(AssetResult):
+    title: str
+
+
+class VideoProperties(_Model):
+    """Measured from the file, not assumed."""
+
+    video_codec: str
+    profile: str | None
+    pix_fmt: str | None
+    width: int
+    height: int
+    fps: float
+    frames: int | None
+    video_duration_s: float | None
+    audio_codec: str | None
+    audio_profile: str | None
+    sample_rate: int | None
+    channels: int | None
+    audio_duration_s: float | None
+    faststart: bool
+
+
+class ReadinessCheck(_Model):
+    ready: bool
+    deviations: list[str] = Field(default_factory=list)
+
+
+class AssemblyResult(AssetResult):
+    scenes: list[str] = Field(description="uris of the scenes used, in order")
+    narration: str | None = None
+    encoder: str
+    encode_passes: int
+    properties: VideoProperties
+    youtube_readiness: ReadinessCheck
+
+
+# --- jobs -------------------------------------------------------------------------------
+
+ResultT = TypeVar("ResultT")
+
+
+class JobError(_Model):
+    code: str
+    message: str
+    attempts: list[Attempt] = Field(default_factory=list)
+
+
+class JobEnvelope(_Model, Generic[ResultT]):
+    job_id: str
+    kind: str
+    status: JobStatus
+    progress: float = Field(ge=0, le=1)
+    message: str = ""
+    result: ResultT | None = None
+    error: JobError | None = None
+
+
+# --- report -----------------------------------------------------------------------------
+
+
+class ProviderStatus(_Model):
+    id: str
+    capability: Capability
+    configured: bool
+    reason: str | None = Field(None, description="why it is not available, when it is not")
+    in_chain: bool
+    calls: int = 0
+    failures: int = 0
+    cost_usd: float = 0.0
+    cooling_down_until: str | None = None
+
+
+class ReportTotals(_Model):
+    cost_usd: float
+    assets: int
+    attempts: int
+    failed_attempts: int
+    by_provider: dict[str, float]
+    by_capability: dict[str, float]
+    by_video: dict[str, float]
+
+
+class ProviderReport(_Model):
+    workspace_id: str
+    video_id: str | None
+    providers: list[ProviderStatus]
+    assets: list[dict[str, Any]]
+    totals: ReportTotals
