@@ -1,0 +1,21 @@
+"""Per-video folders, the SQLite registry, atomic writes, path confinement."""
+
+from core.assets.atomic import atomic_target, atomic_write_bytes, atomic_write_text, sweep_partials
+from core.assets.paths import VideoPaths, confine, parse_uri, validate_id, validate_job_id
+from core.assets.registry import AssetRow, JobRow, Registry, utc_now
+
+__all__ = [
+    "AssetRow",
+    "JobRow",
+    "Registry",
+    "VideoPaths",
+    "atomic_target",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "confine",
+    "parse_uri",
+    "sweep_partials",
+    "utc_now",
+    "validate_id",
+    "validate_job_id",
+]

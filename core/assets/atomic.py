@@ -1,0 +1,101 @@
+"""Atomic writes: a temporary name in the same folder, then one rename.
+
+A crash leaves at worst a ``.*.part`` file, never a half-written asset under its final
+name; :func:`sweep_partials` removes leftovers at start-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["PART_SUFFIX", "temp_path_for", "atomic_target", "atomic_write_bytes", "atomic_write_text", "sweep_partials"]
+
+PART_SUFFIX = ".part"
+
+
+def temp_path_for(final: Path) -> Path:
+    """A unique hidden sibling of ``final`` that keeps its extension visible to tools."""
+    # The pid in the name lets start-up tell a crashed writer's leftover from a live one's.
+    return final.with_name(f".{final.stem}.{os.getpid()}-{secrets.token_hex(4)}{final.suffix}{PART_SUFFIX}")
+
+
+@contextlib.contextmanager
+def atomic_target(final: Path) -> Iterator[Path]:
+    """Yield a temp path; on success it is renamed onto ``final``, on any error it is removed."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(final)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"nothing was written for {final.name}")
+        _fsync_file(tmp)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def atomic_write_bytes(final: Path, data: bytes) -> None:
+    with atomic_target(final) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(final: Path, text: str) -> None:
+    atomic_write_bytes(final, text.encode("utf-8"))
+
+
+_PART_RE = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.[^.]*\.part$")
+
+
+def sweep_partials(root: Path) -> int:
+    """Delete ``.*.part`` leftovers under ``root`` whose writer process is gone; return how many."""
+    if not root.exists():
+        return 0
+    removed = 0
+    for p in root.rglob(f".*{PART_SUFFIX}"):
+        m = _PART_RE.match(p.name)
+        if m is None or not p.is_file():
+            continue
+        if int(m.group(1)) == os.getpid() or not pid_alive(int(m.group(1))):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed += 1
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name == "nt":  # directories cannot be opened for fsync on Windows
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

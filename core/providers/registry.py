@@ -1,0 +1,89 @@
+"""Provider ids -> classes, and the default chain of each capability (DESIGN §3).
+
+Adding a provider touches three places: its class in ``core/providers/<vendor>.py``, one
+line in ``_FACTORIES``, its id in ``DEFAULT_CHAINS``. Vendor modules are imported only
+when their provider is first built, so start-up never pays for an SDK import. A
+:class:`ProviderCatalog` keeps the instances it built (SDK clients stay referenced and
+reused) and accepts ready-made extra providers (test doubles, plug-ins).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Iterable, Sequence
+
+from core.config import Settings
+from core.errors import UnknownProvider
+from core.providers.base import Provider
+from core.providers.chain import FallbackChain
+from core.schemas import Capability
+
+__all__ = ["DEFAULT_CHAINS", "ProviderCatalog"]
+
+# id -> (capability, "module:Class")
+_FACTORIES: dict[str, tuple[Capability, str]] = {
+    "local:placeholder": ("video", "core.providers.local:LocalPlaceholderVideoProvider"),
+    "local:espeak-ng": ("speech", "core.providers.local:LocalEspeakSpeechProvider"),
+    "local:pillow": ("image", "core.providers.local:LocalPillowImageProvider"),
+}
+
+DEFAULT_CHAINS: dict[Capability, tuple[str, ...]] = {
+    "video": ("local:placeholder",),
+    "speech": ("local:espeak-ng",),
+    "image": ("local:pillow",),
+}
+
+
+class ProviderCatalog:
+    def __init__(self, settings: Settings, extra: Iterable[Provider] = ()) -> None:
+        self.settings = settings
+        self._instances: dict[str, Provider] = {p.id: p for p in extra}
+        self._capabilities: dict[str, Capability] = {i: c for i, (c, _) in _FACTORIES.items()}
+        self._capabilities.update({p.id: p.capability for p in extra})
+        self._lock = threading.Lock()
+
+    def known_ids(self, capability: Capability | None = None) -> list[str]:
+        return sorted(i for i, c in self._capabilities.items() if capability is None or c == capability)
+
+    def capability_of(self, provider_id: str) -> Capability:
+        try:
+            return self._capabilities[provider_id]
+        except KeyError:
+            raise UnknownProvider(
+                f"unknown provider {provider_id!r}; known providers: {', '.join(self.known_ids())}"
+            ) from None
+
+    def get(self, provider_id: str) -> Provider:
+        self.capability_of(provider_id)  # raises UnknownProvider listing the known ids
+        with self._lock:
+            if provider_id not in self._instances:
+                module_name, cls_name = _FACTORIES[provider_id][1].split(":")
+                cls = getattr(importlib.import_module(module_name), cls_name)
+                self._instances[provider_id] = cls(self.settings)
+            return self._instances[provider_id]
+
+    def chain_ids(self, capability: Capability, override: Sequence[str] | None = None) -> list[str]:
+        """The ids of a chain: the per-call list, else the environment's, else the default."""
+        configured = {
+            "video": self.settings.video_providers,
+            "speech": self.settings.speech_providers,
+            "image": self.settings.image_providers,
+        }[capability]
+        ids = list(dict.fromkeys(override or configured or DEFAULT_CHAINS[capability]))
+        if not ids:
+            raise UnknownProvider(
+                f"the {capability} chain is empty; known {capability} providers: "
+                f"{', '.join(self.known_ids(capability))}"
+            )
+        for pid in ids:
+            cap = self.capability_of(pid)
+            if cap != capability:
+                raise UnknownProvider(
+                    f"{pid!r} is a {cap} provider, not a {capability} one; known {capability} providers: "
+                    f"{', '.join(self.known_ids(capability))}"
+                )
+        return ids
+
+    def chain(self, capability: Capability, override: Sequence[str] | None = None) -> FallbackChain:
+        return FallbackChain(capability, [self.get(i) for i in self.chain_ids(capability, override)])

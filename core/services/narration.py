@@ -1,0 +1,72 @@
+"""Narration: speech from the speech chain as a 48 kHz stereo WAV master with timings and an .srt."""
+
+from __future__ import annotations
+
+from core.assets import atomic_target, atomic_write_text
+from core.errors import BadOutput
+from core.jobs import JobHandle
+from core.media.probe import probe
+from core.media.srt import to_srt
+from core.providers.base import SpeechSpec
+from core.runtime import Runtime
+from core.schemas import NarrationRequest, NarrationResult
+from core.services.common import asset_fields, call_context, record_failure
+
+__all__ = ["synthesize_narration"]
+
+
+async def synthesize_narration(rt: Runtime, req: NarrationRequest, handle: JobHandle) -> NarrationResult:
+    paths = rt.paths(req.workspace_id, req.video_id)
+    texts = req.texts()
+    chain = rt.catalog.chain("speech", req.providers)
+    paths.ensure()
+    spec = SpeechSpec(
+        segments=tuple(texts),
+        voice=req.voice,
+        speed=req.speed,
+        pitch_semitones=req.pitch_semitones,
+        instructions=req.instructions,
+    )
+    handle.progress(0.01, f"synthesizing {len(texts)} segment(s)")
+    try:
+        with atomic_target(paths.narration) as tmp:
+            output = await chain.synthesize(spec, tmp, call_context(rt, handle, span=0.9))
+            info = probe(tmp)
+            if info.audio is None or not info.duration_s:
+                raise BadOutput(f"{output.provider} returned no audio")
+            if not output.segments or len(output.segments) != len(texts):
+                raise BadOutput(f"{output.provider} returned timings for {len(output.segments or [])} of {len(texts)} segments")
+    except Exception as exc:
+        record_failure(rt, paths, "speech", exc, handle.job_id)
+        raise
+    segments = output.segments
+    atomic_write_text(paths.narration_srt, to_srt(segments))
+    a = info.audio
+    props = {
+        "duration_s": info.duration_s,
+        "sample_rate": a.sample_rate,
+        "channels": a.channels,
+        "audio_codec": a.codec,
+        "voice": output.voice or req.voice,
+        "segments": [s.model_dump() for s in segments],
+        "srt": paths.relative(paths.narration_srt),
+    }
+    row = rt.registry.add_asset(
+        paths,
+        kind="narration",
+        path=paths.narration,
+        provider=output.provider,
+        model=output.model,
+        cost_usd=output.cost_usd,
+        props=props,
+        attempts=output.attempts,
+        capability="speech",
+        job_id=handle.job_id,
+    )
+    return NarrationResult(
+        **asset_fields(paths, row, output.attempts),
+        segments=segments,
+        srt_path=str(paths.narration_srt.resolve()),
+        srt_uri=paths.uri(paths.narration_srt),
+        voice=output.voice or req.voice,
+    )

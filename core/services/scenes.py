@@ -1,0 +1,73 @@
+"""Scenes: one clip per scene index, from the video chain, probed and registered."""
+
+from __future__ import annotations
+
+from core.assets import atomic_target
+from core.errors import BadOutput
+from core.jobs import JobHandle
+from core.media.probe import probe
+from core.providers.base import VideoSpec
+from core.runtime import Runtime
+from core.schemas import SceneRequest, SceneResult
+from core.services.common import asset_fields, call_context, record_failure
+
+__all__ = ["generate_scene", "SCENE_FPS"]
+
+SCENE_FPS = 30
+
+
+async def generate_scene(rt: Runtime, req: SceneRequest, handle: JobHandle) -> SceneResult:
+    paths = rt.paths(req.workspace_id, req.video_id)
+    chain = rt.catalog.chain("video", req.providers)  # unknown ids fail here, before any work
+    paths.ensure()
+    width, height = req.size
+    spec = VideoSpec(
+        prompt=req.prompt,
+        scene_index=req.scene_index,
+        duration_s=req.duration_s,
+        width=width,
+        height=height,
+        fps=SCENE_FPS,
+        aspect_ratio=req.aspect_ratio,
+        style=req.style,
+        negative_prompt=req.negative_prompt,
+    )
+    final = paths.scene(req.scene_index)
+    handle.progress(0.01, f"generating scene {req.scene_index}")
+    try:
+        with atomic_target(final) as tmp:
+            output = await chain.generate_video(spec, tmp, call_context(rt, handle, span=0.95))
+            info = probe(tmp)
+            if info.video is None:
+                raise BadOutput(f"{output.provider} returned a file without a video stream")
+    except Exception as exc:
+        record_failure(rt, paths, "video", exc, handle.job_id)
+        raise
+    v = info.video
+    props = {
+        "duration_s": info.duration_s,
+        "width": v.width,
+        "height": v.height,
+        "fps": v.fps,
+        "frames": v.frames,
+        "video_codec": v.codec,
+        "has_audio": info.audio is not None,
+        "sample_rate": info.audio.sample_rate if info.audio else None,
+        "channels": info.audio.channels if info.audio else None,
+        "prompt": req.prompt,
+        "aspect_ratio": req.aspect_ratio,
+    }
+    row = rt.registry.add_asset(
+        paths,
+        kind="scene",
+        path=final,
+        provider=output.provider,
+        model=output.model,
+        cost_usd=output.cost_usd,
+        props=props,
+        attempts=output.attempts,
+        capability="video",
+        scene_index=req.scene_index,
+        job_id=handle.job_id,
+    )
+    return SceneResult(**asset_fields(paths, row, output.attempts), scene_index=req.scene_index, prompt=req.prompt)

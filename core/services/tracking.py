@@ -1,0 +1,91 @@
+"""Tracking: which provider made what, every attempt, what it cost, who is configured and why not."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from core.assets import validate_id
+from core.runtime import Runtime
+from core.schemas import ProviderReport, ProviderStatus, ReportTotals
+
+__all__ = ["provider_report"]
+
+_CAPABILITIES = ("video", "speech", "image")
+
+
+def provider_report(rt: Runtime, workspace_id: str = "default", video_id: str | None = None) -> ProviderReport:
+    validate_id("workspace_id", workspace_id)
+    if video_id is not None:
+        validate_id("video_id", video_id)
+    attempts = rt.registry.attempt_rows(workspace_id, video_id)
+
+    calls: dict[str, int] = defaultdict(int)
+    failures: dict[str, int] = defaultdict(int)
+    cost_by_provider: dict[str, float] = defaultdict(float)
+    cost_by_capability: dict[str, float] = defaultdict(float)
+    cost_by_video: dict[str, float] = defaultdict(float)
+    for a in attempts:
+        if a["outcome"] != "skipped":
+            calls[a["provider"]] += 1
+        if a["outcome"] == "failed":
+            failures[a["provider"]] += 1
+        cost_by_provider[a["provider"]] += a["cost_usd"]
+        cost_by_capability[a["capability"]] += a["cost_usd"]
+        cost_by_video[a["video_id"]] += a["cost_usd"]
+
+    providers: list[ProviderStatus] = []
+    for capability in _CAPABILITIES:
+        in_chain = set(rt.catalog.chain_ids(capability))
+        for pid in rt.catalog.known_ids(capability):
+            reason = rt.catalog.get(pid).unavailable_reason()
+            providers.append(
+                ProviderStatus(
+                    id=pid,
+                    capability=capability,
+                    configured=reason is None,
+                    reason=reason,
+                    in_chain=pid in in_chain,
+                    calls=calls.get(pid, 0),
+                    failures=failures.get(pid, 0),
+                    cost_usd=round(cost_by_provider.get(pid, 0.0), 6),
+                )
+            )
+
+    videos = [video_id] if video_id else rt.registry.videos(workspace_id)
+    assets = []
+    for vid in videos:
+        for row in rt.registry.current_assets(workspace_id, vid):
+            tried = rt.registry.attempts_for(row.asset_id)
+            assets.append(
+                {
+                    "asset_id": row.asset_id,
+                    "video_id": vid,
+                    "kind": row.kind,
+                    "scene_index": row.scene_index,
+                    "uri": f"ytap://{workspace_id}/{vid}/{row.rel_path}",
+                    "provider": row.provider,
+                    "model": row.model,
+                    "cost_usd": round(sum(t.cost_usd for t in tried), 6),
+                    "created_at": row.created_at,
+                    "attempts": [t.model_dump() for t in tried],
+                }
+            )
+
+    def rounded(d: dict[str, float]) -> dict[str, float]:
+        return {k: round(v, 6) for k, v in sorted(d.items())}
+
+    return ProviderReport(
+        workspace_id=workspace_id,
+        video_id=video_id,
+        providers=providers,
+        assets=assets,
+        totals=ReportTotals(
+            cost_usd=round(sum(a["cost_usd"] for a in attempts), 6),
+            assets=len(assets),
+            attempts=len(attempts),
+            failed_attempts=sum(1 for a in attempts if a["outcome"] == "failed"),
+            by_provider=rounded(cost_by_provider),
+            by_capability=rounded(cost_by_capability),
+            by_video=rounded(cost_by_video),
+        ),
+    )

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from core.runtime import Runtime
+from core.schemas import JobEnvelope, ThumbnailRequest, ThumbnailResult
+from core.services.thumbnails import make_thumbnail as make_thumbnail_service
+from tools._common import ProgressSink, ProviderIds, VideoId, WaitSeconds, WorkspaceId, run_job
+
+
+async def make_thumbnail(
+    rt: Runtime,
+    progress: ProgressSink | None,
+    video_id: VideoId,
+    title: Annotated[str, Field(description="The thumbnail's headline: 2-6 punchy words read best.", min_length=1,
+                                max_length=100)],
+    *,
+    workspace_id: WorkspaceId = "default",
+    subtitle: Annotated[str, Field(description="A smaller second line. Empty: none.", max_length=120)] = "",
+    prompt: Annotated[str, Field(description="Image prompt for AI providers (the background picture). Empty: "
+                                 "derived from the title.", max_length=4000)] = "",
+    style: Annotated[str, Field(description="Look and palette, e.g. 'dark tech' or 'warm bright'.", max_length=500)] = "",
+    providers: ProviderIds = (),
+    wait_seconds: WaitSeconds = 20.0,
+) -> JobEnvelope[ThumbnailResult]:
+    """Make the video's thumbnail (thumbnail.jpg, 1280x720 JPEG under 2 MB) with the best available image provider, falling back to a designed local title card. Returns a job envelope: poll job_status while it runs."""
+    req = ThumbnailRequest(
+        workspace_id=workspace_id,
+        video_id=video_id,
+        title=title,
+        subtitle=subtitle or None,
+        prompt=prompt or None,
+        style=style or None,
+        providers=list(providers) or None,
+    )
+    rt.catalog.chain_ids("image", req.providers)
+    return await run_job(
+        rt,
+        progress,
+        kind="make_thumbnail",
+        body=lambda handle: make_thumbnail_service(rt, req, handle),
+        result_type=ThumbnailResult,
+        wait_seconds=wait_seconds,
+        workspace_id=workspace_id,
+        video_id=video_id,
+    )

@@ -1,0 +1,3 @@
+from ytap_mcp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""The ``ytap-mcp`` command: serve (stdio by default), demo, doctor.
+
+On stdio, stdout is the MCP protocol: everything human-readable goes to stderr, except
+the output of ``demo`` and ``doctor``, which are not servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from core.config import Settings
+
+__all__ = ["main"]
+
+_ENV_PREFIXES = ("YTAP_", "OPENAI_", "ELEVENLABS_", "GOOGLE_", "GEMINI_")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ytap-mcp",
+        description="MCP server that produces YouTube videos step by step. With no command: serve MCP on stdio.",
+    )
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="serve MCP (stdio, sse or streamable-http)")
+    serve.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    demo = sub.add_parser("demo", help="make a 3-scene video end to end through a real MCP client (no keys needed)")
+    demo.add_argument("--video-id", default="ytap-demo")
+    demo.add_argument("--home", type=Path, default=None, help="YTAP_HOME for the demo (default: the configured one)")
+    sub.add_parser("doctor", help="what is configured and found: ffmpeg, espeak-ng, each provider")
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env()
+    command = args.command or "serve"
+    if command == "serve":
+        _setup_logging(settings.log_level)
+        return _serve(settings, getattr(args, "transport", "stdio"), getattr(args, "host", "127.0.0.1"),
+                      getattr(args, "port", 8000))
+    _setup_logging("WARNING")
+    if command == "demo":
+        import anyio
+
+        from ytap_mcp.demo import run_demo
+
+        home = args.home.resolve() if args.home else settings.home
+        return anyio.run(run_demo, home, args.video_id)
+    if command == "doctor":
+        return _doctor(settings)
+    parser.error(f"unknown command {command}")
+    return 2
+
+
+def _serve(settings: Settings, transport: str, host: str, port: int) -> int:
+    from ytap_mcp.server import build_server
+
+    if transport != "stdio" and host not in ("127.0.0.1", "localhost", "::1") and not settings.http_token:
+        print(
+            f"refusing to serve on {host} without YTAP_HTTP_TOKEN: bind 127.0.0.1, or set a bearer token",
+            file=sys.stderr,
+        )
+        return 2
+    server = build_server(settings)
+    try:
+        if transport == "stdio":
+            server.run("stdio")
+        elif transport == "sse":
+            server.run("sse", host=host, port=port)
+        else:
+            server.run("streamable-http", host=host, port=port)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.runtime.close()
+    return 0
+
+
+def _doctor(settings: Settings) -> int:
+    """Print what is found and configured; never a key's value."""
+    from core.media.ffmpeg import locate_ffmpeg
+    from core.providers.registry import ProviderCatalog
+
+    ok = True
+    print(f"ytap-mcp doctor\n  YTAP_HOME      {settings.home}")
+    try:
+        ff = locate_ffmpeg()
+        print(f"  ffmpeg         {ff.path} (from {ff.source}, version {ff.version})")
+    except Exception as exc:  # doctor reports, it does not crash
+        ok = False
+        print(f"  ffmpeg         NOT FOUND: {exc}")
+    try:
+        from core.media import espeak
+
+        info = espeak.engine_info()
+        print(f"  espeak-ng      {info.get('version', '?')} ({info.get('library', '?')})")
+    except Exception as exc:
+        ok = False
+        print(f"  espeak-ng      NOT AVAILABLE: {exc}")
+    for name, secret in (
+        ("OPENAI_API_KEY", settings.openai_api_key),
+        ("ELEVENLABS_API_KEY", settings.elevenlabs_api_key),
+        ("GOOGLE_API_KEY/GEMINI_API_KEY", settings.google_api_key),
+    ):
+        print(f"  {name:<30} {'set' if secret else 'not set'}")
+    if settings.budget_usd is not None:
+        print(f"  YTAP_BUDGET_USD  {settings.budget_usd:.2f}")
+    catalog = ProviderCatalog(settings)
+    print("  providers (chain order first):")
+    for capability in ("video", "speech", "image"):
+        chain = catalog.chain_ids(capability)  # type: ignore[arg-type]
+        others = [i for i in catalog.known_ids(capability) if i not in chain]  # type: ignore[arg-type]
+        for pid in chain + others:
+            reason = catalog.get(pid).unavailable_reason()
+            where = "in chain" if pid in chain else "not in chain"
+            state = "available" if reason is None else f"unavailable: {reason}"
+            print(f"    {capability:<6} {pid:<36} {where:<13} {state}")
+    return 0 if ok else 1
+
+
+def passthrough_env() -> dict[str, str]:
+    """The environment a server subprocess needs (the MCP SDK passes only a minimal one)."""
+    return {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
+

@@ -1,0 +1,151 @@
+"""``ytap-mcp demo``: the whole job through a real MCP client, as an agent pipeline runs it.
+
+The server is started as a subprocess over stdio with the official client; three scenes,
+the narration by segments, the thumbnail and the assembly are requested as jobs and
+polled, with progress shown; the files and the provider report are printed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from ytap_mcp.cli import passthrough_env
+
+__all__ = ["run_demo", "DEMO_SCENES"]
+
+DEMO_TITLE = "How Lighthouses Work"
+DEMO_SCENES: list[tuple[str, str]] = [
+    (
+        "A lighthouse on a rocky coast at dawn, waves crashing, cinematic wide shot",
+        "For centuries, lighthouses have guided sailors safely home through the dark.",
+    ),
+    (
+        "Close-up of a huge Fresnel lens turning slowly, light refracting into bright beams",
+        "The secret is the Fresnel lens, which bends scattered light into a single powerful beam.",
+    ),
+    (
+        "A ship at night following a sweeping beam of light across a stormy sea",
+        "Each lighthouse flashes its own pattern, so a captain knows exactly where the ship is.",
+    ),
+]
+_SCENE_SECONDS = 5.0
+
+
+class DemoFailed(RuntimeError):
+    pass
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+async def _call(client: Client, t0: float, name: str, args: dict[str, Any], label: str) -> dict[str, Any]:
+    """Call a generating tool and poll its job to the end, showing progress."""
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        frac = progress / total if total else progress
+        _say(f"  [{time.monotonic() - t0:5.1f}s] {label}: {frac:4.0%} {message or ''}")
+
+    result = await client.call_tool(name, args, progress_callback=on_progress)
+    env = _structured(result, name)
+    while env["status"] in ("queued", "running"):
+        result = await client.call_tool(
+            "job_status", {"job_id": env["job_id"], "wait_seconds": 30}, progress_callback=on_progress
+        )
+        env = _structured(result, "job_status")
+    if env["status"] != "succeeded":
+        raise DemoFailed(f"{label}: job {env['job_id']} {env['status']}: {env.get('error')}")
+    res = env["result"]
+    _say(f"  [{time.monotonic() - t0:5.1f}s] {label}: done by {res['provider']} -> {res['path']}")
+    return res
+
+
+def _structured(result: Any, name: str) -> dict[str, Any]:
+    if result.is_error:
+        text = " ".join(getattr(c, "text", "") for c in result.content)
+        raise DemoFailed(f"{name} failed: {text}")
+    return result.structured_content
+
+
+async def run_demo(home: Path, video_id: str = "ytap-demo") -> int:
+    t0 = time.monotonic()
+    env = passthrough_env() | {"YTAP_HOME": str(home)}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "ytap_mcp", "serve", "--transport", "stdio"],
+                                   env=env)
+    _say(f"ytap-mcp demo: starting the server over stdio ({sys.executable} -m ytap_mcp)")
+    try:
+        async with Client(params) as client:
+            tools = await client.list_tools()
+            _say(f"  connected; {len(tools.tools)} tools: {', '.join(t.name for t in tools.tools)}")
+            for i, (prompt, _) in enumerate(DEMO_SCENES, 1):
+                await _call(
+                    client,
+                    t0,
+                    "generate_scene",
+                    {"video_id": video_id, "scene_index": i, "prompt": prompt, "duration_s": _SCENE_SECONDS,
+                     "wait_seconds": 30},
+                    f"scene {i}",
+                )
+            await _call(
+                client,
+                t0,
+                "synthesize_narration",
+                {"video_id": video_id, "segments": [text for _, text in DEMO_SCENES], "wait_seconds": 30},
+                "narration",
+            )
+            thumb = await _call(
+                client,
+                t0,
+                "make_thumbnail",
+                {"video_id": video_id, "title": DEMO_TITLE, "subtitle": "Explained in 15 seconds", "wait_seconds": 30},
+                "thumbnail",
+            )
+            final = await _call(client, t0, "assemble_video", {"video_id": video_id, "wait_seconds": 45}, "assembly")
+            report = await client.call_tool("provider_report", {"video_id": video_id})
+            report_data = _structured(report, "provider_report")
+    except DemoFailed as exc:
+        _say(f"demo FAILED: {exc}")
+        return 1
+
+    props = final["properties"]
+    _say("\nDone in %.1f s." % (time.monotonic() - t0))
+    _say(f"  final video : {final['path']}")
+    _say(
+        f"                {props['video_codec']} {props['profile']} {props['pix_fmt']} {props['width']}x{props['height']}"
+        f" {props['fps']:g} fps, {props['audio_codec']} {props['sample_rate']} Hz {props['channels']} ch,"
+        f" {final['duration_s']:.3f} s, faststart={props['faststart']}"
+    )
+    readiness = final["youtube_readiness"]
+    _say(f"                YouTube-ready: {readiness['ready']}" + "".join(f"\n                - {d}" for d in readiness["deviations"]))
+    _say(f"  thumbnail   : {thumb['path']} ({thumb['width']}x{thumb['height']}, {thumb['bytes']} bytes)")
+    _say(f"  narration   : {Path(final['path']).parent / 'audio' / 'narration.wav'} (+ narration.srt)")
+    _say(f"  manifest    : {Path(final['path']).parent / 'manifest.json'}")
+    _say("\nProvider report:")
+    _say(_format_report(report_data))
+    return 0
+
+
+def _format_report(report: dict[str, Any]) -> str:
+    lines = ["  providers:"]
+    for p in report["providers"]:
+        state = "available" if p["configured"] else f"unavailable ({p['reason']})"
+        lines.append(
+            f"    {p['capability']:<6} {p['id']:<34} {state:<40} calls={p['calls']} failures={p['failures']}"
+            f" cost=${p['cost_usd']:.4f}"
+        )
+    lines.append("  assets:")
+    for a in report["assets"]:
+        tried = ", ".join(f"{t['provider']}={t['outcome']}" for t in a["attempts"])
+        idx = f" {a['scene_index']}" if a.get("scene_index") else ""
+        lines.append(f"    {a['kind']}{idx:<4} by {a['provider']:<20} ${a['cost_usd']:.4f}  attempts: {tried}")
+    t = report["totals"]
+    lines.append(f"  totals: ${t['cost_usd']:.4f} for {t['assets']} assets, {t['attempts']} attempts"
+                 f" ({t['failed_attempts']} failed); by provider {json.dumps(t['by_provider'])}")
+    return "\n".join(lines)

@@ -1,0 +1,242 @@
+"""build_server(settings): the MCP face. Registers tools.TOOLS, the ytap:// resources, the prompt.
+
+This module holds no tool bodies: each tool in ``tools/`` is an SDK-free async function
+``(runtime, progress, **params)``; here it is wrapped so the SDK sees only the agent's
+parameters plus a Context, and its progress reaches the client as notifications.
+Errors the agent can fix come back as tool errors with a message saying what to change;
+anything unexpected is logged on stderr and reported without internals.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import mimetypes
+import typing
+from collections.abc import Iterable
+from typing import Any
+
+import pydantic
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.lowlevel.helper_types import ReadResourceContents
+from mcp_types import Resource as MCPResource
+from mcp_types import ToolAnnotations
+
+import tools
+from core.assets import confine, parse_uri
+from core.config import Settings
+from core.errors import InputError, YtapError
+from core.runtime import Runtime
+from tools import ToolInfo
+
+__all__ = ["build_server", "INSTRUCTIONS", "SERVER_NAME"]
+
+log = logging.getLogger("ytap_mcp")
+
+SERVER_NAME = "ytap"
+INSTRUCTIONS = (
+    "Produce a YouTube video step by step: generate_scene for each scene, synthesize_narration with one segment per "
+    "scene, make_thumbnail, then assemble_video; provider_report tells who made what and what it cost. "
+    "Generating tools return a job envelope after at most wait_seconds: while its status is queued or running, call "
+    "job_status with its job_id (wait_seconds up to 50) until it is succeeded, failed or cancelled."
+)
+_MAX_INLINE_RESOURCE_BYTES = 50 * 1024 * 1024
+
+
+class YtapServer(MCPServer[Any]):
+    """MCPServer that serves workspace files with their own mime type, confined to the workspace."""
+
+    def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.runtime = runtime
+
+    async def read_resource(self, uri: Any, context: Context[Any, Any] | None = None) -> Iterable[ReadResourceContents]:
+        text = str(uri)
+        try:
+            parsed = parse_uri(text)
+        except YtapError as exc:
+            raise ResourceError(exc.message) from None
+        if parsed.job_id:
+            env = self.runtime.jobs.envelope(parsed.job_id)
+            return [ReadResourceContents(content=env.model_dump_json(indent=2), mime_type="application/json")]
+        paths = self.runtime.paths(parsed.workspace_id or "", parsed.video_id or "")
+        if parsed.relative == "manifest":
+            if not paths.manifest.is_file():
+                raise ResourceError(f"video {parsed.workspace_id}/{parsed.video_id} has no manifest yet")
+            return [ReadResourceContents(content=paths.manifest.read_text("utf-8"), mime_type="application/json")]
+        try:
+            if (paths.root / parsed.relative).is_symlink():
+                raise ResourceError("symlinks are not served")
+            path = confine(paths.root, paths.root / parsed.relative)
+        except YtapError as exc:
+            raise ResourceError(exc.message) from None
+        if not path.is_file() or path.name.endswith(".part"):
+            raise ResourceError(f"{text} does not exist")
+        size = path.stat().st_size
+        if size > _MAX_INLINE_RESOURCE_BYTES:
+            raise ResourceError(
+                f"{text} is {size / 1e6:.0f} MB, too large to send over MCP; read it from its path: {path}"
+            )
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if mime.startswith("text/") or mime in ("application/json", "application/x-subrip"):
+            return [ReadResourceContents(content=path.read_text("utf-8", errors="replace"), mime_type=mime)]
+        return [ReadResourceContents(content=path.read_bytes(), mime_type=mime)]
+
+    async def list_resources(self) -> list[MCPResource]:
+        """Every video's manifest and final video (files are reachable through the templates)."""
+        root = self.runtime.settings.workspaces_root
+        out: list[MCPResource] = []
+        if not root.is_dir():
+            return out
+        for manifest in sorted(root.glob("*/videos/*/manifest.json")):
+            ws, vid = manifest.parts[-4], manifest.parts[-2]
+            out.append(
+                MCPResource(
+                    uri=f"ytap://{ws}/{vid}/manifest",
+                    name=f"{ws}/{vid} manifest",
+                    description="Every asset of the video and every provider attempt",
+                    mime_type="application/json",
+                )
+            )
+            final = manifest.parent / "final_video.mp4"
+            if final.is_file():
+                out.append(
+                    MCPResource(
+                        uri=f"ytap://{ws}/{vid}/final_video.mp4",
+                        name=f"{ws}/{vid} final video",
+                        mime_type="video/mp4",
+                        size=final.stat().st_size,
+                    )
+                )
+        return out
+
+
+def _annotations(info: ToolInfo) -> ToolAnnotations:
+    return ToolAnnotations(
+        title=info.title,
+        read_only_hint=info.read_only,
+        destructive_hint=info.destructive if not info.read_only else False,
+        idempotent_hint=info.idempotent,
+        open_world_hint=info.open_world,
+    )
+
+
+def _wrap(runtime: Runtime, info: ToolInfo) -> Any:
+    """The tool as the SDK should see it: the agent's parameters plus a Context."""
+    fn = info.fn
+    sig = inspect.signature(fn, eval_str=True)
+    hints = typing.get_type_hints(fn, include_extras=True)
+    agent_params = list(sig.parameters.values())[2:]  # drop (runtime, progress)
+
+    async def tool(ctx: Context[Any, Any], **kwargs: Any) -> Any:
+        last = 0.0
+
+        async def progress(fraction: float, message: str) -> None:
+            # MCP requires progress to increase with every notification; heartbeats nudge it.
+            nonlocal last
+            last = min(0.999, max(fraction, last + 0.0005))
+            await ctx.report_progress(last, 1.0, message)
+
+        try:
+            return await fn(runtime, progress, **kwargs)
+        except (YtapError, pydantic.ValidationError, ValueError):
+            raise
+        except Exception as exc:
+            log.exception("tool %s crashed", info.name)
+            raise YtapError(f"internal error in {info.name} ({type(exc).__name__}); the server log has details") from None
+
+    ctx_param = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
+    tool.__signature__ = sig.replace(parameters=[*agent_params, ctx_param])  # type: ignore[attr-defined]
+    tool.__annotations__ = {p.name: hints[p.name] for p in agent_params} | {"ctx": Context, "return": hints["return"]}
+    tool.__name__ = fn.__name__
+    tool.__qualname__ = fn.__name__
+    tool.__doc__ = fn.__doc__
+    return tool
+
+
+def _produce_video_prompt(topic: str, minutes: str = "1", aspect_ratio: str = "16:9") -> str:
+    try:
+        mins = max(0.25, min(60.0, float(minutes)))
+    except ValueError:
+        raise InputError("minutes must be a number, e.g. 1 or 2.5") from None
+    if aspect_ratio not in ("16:9", "9:16"):
+        raise InputError("aspect_ratio must be 16:9 (a regular video) or 9:16 (a Short)")
+    scenes = max(2, min(60, round(mins * 60 / 8)))
+    video_id = "-".join("".join(c if c.isalnum() else " " for c in topic.lower()).split())[:48] or "my-video"
+    return f"""Produce a YouTube video about: {topic}
+Target length: about {mins:g} minute(s), aspect ratio {aspect_ratio}. Use video_id "{video_id}".
+
+1. Write a script of {scenes} scenes of about 8 s each: for every scene, one narration sentence or two
+   (about 20 words) and a visual prompt (subject, action, setting, camera, mood).
+2. For each scene i = 1..{scenes}: call generate_scene(video_id, scene_index=i, prompt=..., duration_s=8,
+   aspect_ratio="{aspect_ratio}"). You may start them all before polling any.
+3. Call synthesize_narration(video_id, segments=[one string per scene, in order]).
+4. Call make_thumbnail(video_id, title=<2-6 punchy words>, subtitle=<optional>).
+5. Call assemble_video(video_id, aspect_ratio="{aspect_ratio}").
+6. Call provider_report(video_id=...) and tell the user where final_video.mp4 and thumbnail.jpg are,
+   which providers made what, and the total cost.
+
+Job protocol: every generating tool returns a job envelope {{job_id, status, progress, message, result, error}}.
+If status is "queued" or "running", call job_status(job_id, wait_seconds=50) until it is "succeeded"
+(use result), "failed" (read error.message and error.attempts, adjust, retry) or "cancelled".
+"""
+
+
+def build_server(settings: Settings | None = None, *, runtime: Runtime | None = None) -> YtapServer:
+    """The ytap MCP server over a runtime (built from ``settings`` when not given)."""
+    if runtime is None:
+        runtime = Runtime.create(settings or Settings.from_env())
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("ytap-mcp")
+    except PackageNotFoundError:  # running from a checkout
+        ver = "0.0.0"
+    server = YtapServer(
+        runtime,
+        name=SERVER_NAME,
+        title="YouTube production (ytap)",
+        instructions=INSTRUCTIONS,
+        version=ver,
+        log_level=typing.cast(Any, runtime.settings.log_level),
+    )
+    for info in tools.TOOLS:
+        server.add_tool(
+            _wrap(runtime, info),
+            name=info.name,
+            title=info.title,
+            annotations=_annotations(info),
+            structured_output=True,
+        )
+    _add_templates(server)
+    server.prompt(
+        name="produce_video",
+        title="Produce a YouTube video",
+        description="The production recipe, step by step, with the job protocol.",
+    )(_produce_video_prompt)
+    return server
+
+
+def _add_templates(server: YtapServer) -> None:
+    """Templates so clients can discover the uri shapes. YtapServer.read_resource answers reads
+    first (it knows each file's mime type); these functions give the same content if reached."""
+
+    async def _content(uri: str) -> str | bytes:
+        return list(await server.read_resource(uri))[0].content
+
+    @server.resource("ytap://jobs/{job_id}", name="job", mime_type="application/json",
+                     description="A job's envelope (status, progress, result or error)")
+    async def job(job_id: str) -> str | bytes:
+        return await _content(f"ytap://jobs/{job_id}")
+
+    @server.resource("ytap://{workspace_id}/{video_id}/manifest", name="manifest", mime_type="application/json",
+                     description="Every asset of a video and every provider attempt")
+    async def manifest(workspace_id: str, video_id: str) -> str | bytes:
+        return await _content(f"ytap://{workspace_id}/{video_id}/manifest")
+
+    @server.resource("ytap://{workspace_id}/{video_id}/{+path}", name="file", mime_type="application/octet-stream",
+                     description="A file of a video: scenes/scene_001.mp4, audio/narration.wav, audio/narration.srt, "
+                     "thumbnail.jpg, final_video.mp4 (served with its own mime type)")
+    async def file(workspace_id: str, video_id: str, path: str) -> str | bytes:
+        return await _content(f"ytap://{workspace_id}/{video_id}/{path}")
