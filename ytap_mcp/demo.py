@@ -76,7 +76,8 @@ def _structured(result: Any, name: str) -> dict[str, Any]:
 
 async def run_demo(home: Path, video_id: str = "ytap-demo") -> int:
     t0 = time.monotonic()
-    env = passthrough_env() | {"YTAP_HOME": str(home)}
+    # The server's own log (stderr) would drown the demo's progress lines; warnings still show.
+    env = {"YTAP_LOG_LEVEL": "WARNING"} | passthrough_env() | {"YTAP_HOME": str(home)}
     params = StdioServerParameters(command=sys.executable, args=["-m", "ytap_mcp", "serve", "--transport", "stdio"],
                                    env=env)
     _say(f"ytap-mcp demo: starting the server over stdio ({sys.executable} -m ytap_mcp)")
@@ -143,8 +144,8 @@ def _format_report(report: dict[str, Any]) -> str:
     lines.append("  assets:")
     for a in report["assets"]:
         tried = ", ".join(f"{t['provider']}={t['outcome']}" for t in a["attempts"])
-        idx = f" {a['scene_index']}" if a.get("scene_index") else ""
-        lines.append(f"    {a['kind']}{idx:<4} by {a['provider']:<20} ${a['cost_usd']:.4f}  attempts: {tried}")
+        label = f"{a['kind']} {a['scene_index']}" if a.get("scene_index") else a["kind"]
+        lines.append(f"    {label:<12} by {a['provider']:<20} ${a['cost_usd']:.4f}  attempts: {tried}")
     t = report["totals"]
     lines.append(f"  totals: ${t['cost_usd']:.4f} for {t['assets']} assets, {t['attempts']} attempts"
                  f" ({t['failed_attempts']} failed); by provider {json.dumps(t['by_provider'])}")

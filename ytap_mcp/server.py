@@ -18,7 +18,7 @@ from typing import Any
 
 import pydantic
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp_types import Resource as MCPResource
 from mcp_types import ToolAnnotations
@@ -140,11 +140,15 @@ def _wrap(runtime: Runtime, info: ToolInfo) -> Any:
 
         try:
             return await fn(runtime, progress, **kwargs)
-        except (YtapError, pydantic.ValidationError, ValueError):
-            raise
+        except YtapError as exc:
+            raise ToolError(f"[{exc.code}] {exc.message}") from None
+        except pydantic.ValidationError as exc:
+            raise ToolError("[invalid_input] " + _validation_message(exc)) from None
+        except ValueError as exc:  # request-level checks (e.g. "give either text or segments")
+            raise ToolError(f"[invalid_input] {exc}") from None
         except Exception as exc:
             log.exception("tool %s crashed", info.name)
-            raise YtapError(f"internal error in {info.name} ({type(exc).__name__}); the server log has details") from None
+            raise ToolError(f"[internal_error] {info.name} failed ({type(exc).__name__}); the server log has details") from None
 
     ctx_param = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
     tool.__signature__ = sig.replace(parameters=[*agent_params, ctx_param])  # type: ignore[attr-defined]
@@ -153,6 +157,15 @@ def _wrap(runtime: Runtime, info: ToolInfo) -> Any:
     tool.__qualname__ = fn.__name__
     tool.__doc__ = fn.__doc__
     return tool
+
+
+def _validation_message(exc: pydantic.ValidationError) -> str:
+    """Field and rule, without echoing the rejected value back (it may be huge or hostile)."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in err["loc"]) or "request"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
 
 
 def _produce_video_prompt(topic: str, minutes: str = "1", aspect_ratio: str = "16:9") -> str:

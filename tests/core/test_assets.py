@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.assets import Registry, VideoPaths, atomic_target, atomic_write_text, parse_uri, sweep_partials, validate_id
+from core.assets.paths import ID_RE
+from core.errors import InvalidIdentifier, PathOutsideWorkspace
+from core.schemas import Attempt
+
+HOSTILE_IDS = ["", "A", "-x", "_x", "a/b", "..", "a..", "../etc", "a b", "a\x00", "é", "x" * 65, "a.b", "a\\b", " a"]
+
+
+@pytest.mark.parametrize("bad", HOSTILE_IDS)
+def test_ids_hostile_shapes_refused(bad: str) -> None:
+    with pytest.raises(InvalidIdentifier, match="a-z, 0-9"):
+        validate_id("video_id", bad)
+
+
+@given(st.text(max_size=80))
+def test_ids_validate_accepts_exactly_the_contract_pattern(value: str) -> None:
+    if ID_RE.fullmatch(value):
+        assert validate_id("video_id", value) == value
+    else:
+        with pytest.raises(InvalidIdentifier):
+            validate_id("video_id", value)
+
+
+def test_paths_follow_the_contract_layout(tmp_path: Path) -> None:
+    p = VideoPaths(tmp_path / "workspaces", "default", "my-video")
+    root = tmp_path / "workspaces" / "default" / "videos" / "my-video"
+    assert p.scene(3) == root / "scenes" / "scene_003.mp4"
+    assert p.narration == root / "audio" / "narration.wav"
+    assert p.narration_srt == root / "audio" / "narration.srt"
+    assert p.thumbnail == root / "thumbnail.jpg"
+    assert p.final_video == root / "final_video.mp4"
+    assert p.manifest == root / "manifest.json"
+    assert p.uri(p.scene(3)) == "ytap://default/my-video/scenes/scene_003.mp4"
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "../other/final_video.mp4",
+        "/etc/passwd",
+        "scenes/../../other-video/final_video.mp4",
+        "file:///etc/passwd",
+        "ytap://default/other-video/final_video.mp4",
+        "ytap://default/my-video/../../../etc/passwd",
+        "ytap://default/my-video/%2e%2e/%2e%2e/secret",
+        "ytap://default/my-video/scenes%2F..%2F..%2F..%2Fx",
+        "http://example.com/a.mp4",
+        "",
+        "a\x00b",
+    ],
+)
+def test_refs_outside_the_video_folder_refused(tmp_path: Path, ref: str) -> None:
+    p = VideoPaths(tmp_path / "workspaces", "default", "my-video")
+    p.ensure()
+    with pytest.raises((PathOutsideWorkspace, InvalidIdentifier)):
+        p.resolve_ref(ref)
+
+
+def test_refs_symlink_escaping_the_folder_refused(tmp_path: Path) -> None:
+    p = VideoPaths(tmp_path / "workspaces", "default", "my-video")
+    p.ensure()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("key")
+    (p.scenes_dir / "scene_001.mp4").symlink_to(secret)
+    with pytest.raises(PathOutsideWorkspace):
+        p.resolve_ref("scenes/scene_001.mp4")
+
+
+def test_refs_inside_the_folder_resolve(tmp_path: Path) -> None:
+    p = VideoPaths(tmp_path / "workspaces", "default", "my-video")
+    p.ensure()
+    p.scene(1).write_bytes(b"x")
+    assert p.resolve_ref("ytap://default/my-video/scenes/scene_001.mp4") == p.scene(1).resolve()
+    assert p.resolve_ref("scenes/scene_001.mp4") == p.scene(1).resolve()
+    assert p.resolve_ref(str(p.scene(1))) == p.scene(1).resolve()
+
+
+def test_uri_parse_jobs_and_manifest() -> None:
+    assert parse_uri("ytap://jobs/job_0123456789abcdef0123").job_id == "job_0123456789abcdef0123"
+    m = parse_uri("ytap://default/v1/manifest")
+    assert (m.workspace_id, m.video_id, m.relative) == ("default", "v1", "manifest")
+    with pytest.raises(InvalidIdentifier):
+        parse_uri("ytap://jobs/../../x")
+
+
+def test_atomic_target_failure_leaves_nothing(tmp_path: Path) -> None:
+    final = tmp_path / "final_video.mp4"
+    with pytest.raises(RuntimeError), atomic_target(final) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("crash mid-write")
+    assert os.listdir(tmp_path) == []
+
+
+def test_atomic_target_success_replaces_in_one_step(tmp_path: Path) -> None:
+    final = tmp_path / "thumbnail.jpg"
+    final.write_bytes(b"old")
+    with atomic_target(final) as tmp:
+        assert tmp.parent == final.parent and tmp.name.endswith(".part")
+        tmp.write_bytes(b"new")
+        assert final.read_bytes() == b"old"
+    assert final.read_bytes() == b"new"
+    assert os.listdir(tmp_path) == ["thumbnail.jpg"]
+
+
+def test_sweep_partials_removes_dead_writers_leftovers_only(tmp_path: Path) -> None:
+    dead = tmp_path / ".scene_001.999999999-0123abcd.mp4.part"  # no such pid
+    dead.write_bytes(b"x")
+    unrelated = tmp_path / "notes.part"
+    unrelated.write_bytes(b"keep")
+    assert sweep_partials(tmp_path) == 1
+    assert not dead.exists() and unrelated.exists()
+
+
+def _registry(tmp_path: Path) -> tuple[Registry, VideoPaths]:
+    reg = Registry(tmp_path / "ytap.db", tmp_path / "workspaces")
+    paths = VideoPaths(tmp_path / "workspaces", "default", "v1")
+    paths.ensure()
+    return reg, paths
+
+
+def test_registry_add_asset_mirrors_manifest_with_attempts(tmp_path: Path) -> None:
+    reg, paths = _registry(tmp_path)
+    paths.scene(1).write_bytes(b"clip")
+    attempts = [
+        Attempt(provider="google:veo-3.1", outcome="skipped", reason="GOOGLE_API_KEY not set"),
+        Attempt(provider="local:placeholder", outcome="succeeded", elapsed_s=1.2),
+    ]
+    row = reg.add_asset(paths, kind="scene", path=paths.scene(1), provider="local:placeholder", model="title-card",
+                        cost_usd=0.0, props={"duration_s": 2.0}, attempts=attempts, capability="video", scene_index=1)
+    assert row.rel_path == "scenes/scene_001.mp4" and row.bytes == 4
+    assert reg.attempts_for(row.asset_id) == attempts
+    manifest = json.loads(paths.manifest.read_text())
+    assert manifest["assets"][0]["uri"] == "ytap://default/v1/scenes/scene_001.mp4"
+    assert [a["provider"] for a in manifest["assets"][0]["attempts"]] == ["google:veo-3.1", "local:placeholder"]
+
+
+def test_registry_regenerating_a_slot_supersedes_the_old_asset(tmp_path: Path) -> None:
+    reg, paths = _registry(tmp_path)
+    paths.scene(1).write_bytes(b"a")
+    first = reg.add_asset(paths, kind="scene", path=paths.scene(1), provider="p", model=None, cost_usd=0, props={},
+                          attempts=[], capability="video", scene_index=1)
+    second = reg.add_asset(paths, kind="scene", path=paths.scene(1), provider="p", model=None, cost_usd=0, props={},
+                           attempts=[], capability="video", scene_index=1)
+    current = reg.current_assets("default", "v1", "scene")
+    assert [a.asset_id for a in current] == [second.asset_id] and first.asset_id != second.asset_id
+
+
+def test_registry_failed_generation_attempts_recorded(tmp_path: Path) -> None:
+    reg, paths = _registry(tmp_path)
+    reg.record_attempts(paths, capability="video", attempts=[
+        Attempt(provider="x:y", outcome="failed", reason="503 from vendor", error_code="unavailable", cost_usd=0.1)])
+    manifest = json.loads(paths.manifest.read_text())
+    assert manifest["failed_generations"][0]["reason"] == "503 from vendor"
+    assert manifest["total_cost_usd"] == pytest.approx(0.1)
+
+
+def test_registry_interrupted_jobs_reported_failed_after_restart(tmp_path: Path) -> None:
+    reg, _ = _registry(tmp_path)
+    reg.create_job("job_00000000000000000001", "generate_scene", "default", "v1")
+    reg.update_job("job_00000000000000000001", status="running")
+    with sqlite3.connect(tmp_path / "ytap.db") as db:  # as if a process long gone had owned it
+        db.execute("UPDATE jobs SET owner_pid = 999999999")
+    reg.close()
+    reg2 = Registry(tmp_path / "ytap.db", tmp_path / "workspaces")
+    assert reg2.mark_interrupted_jobs() == 1
+    job = reg2.get_job("job_00000000000000000001")
+    assert job.status == "failed" and job.error and job.error["code"] == "interrupted"
+
+
+def test_registry_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:
+    reg, _ = _registry(tmp_path)
+    assert reg._query("PRAGMA journal_mode")[0][0] == "wal"
+    assert reg._query("PRAGMA busy_timeout")[0][0] >= 10000
+
+
+def test_atomic_write_text_roundtrip(tmp_path: Path) -> None:
+    atomic_write_text(tmp_path / "m.json", "{}\n")
+    assert (tmp_path / "m.json").read_text() == "{}\n"

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+from pydantic import BaseModel
+
+from core.assets import Registry
+from core.errors import BadOutput, InvalidIdentifier, JobNotFound
+from core.jobs import JobHandle, JobRunner
+
+
+class Out(BaseModel):
+    value: int
+
+
+@pytest.fixture
+def runner(tmp_path: Path):
+    r = JobRunner(Registry(tmp_path / "ytap.db", tmp_path / "ws"))
+    yield r
+    r.shutdown()
+
+
+def test_jobs_quick_job_finishes_within_the_wait(runner: JobRunner) -> None:
+    async def body(h: JobHandle) -> Out:
+        h.progress(0.5, "half")
+        return Out(value=7)
+
+    job_id = runner.submit("t", body)
+    env = anyio.run(runner.wait, job_id, 5.0)
+    assert env.status == "succeeded" and env.result == {"value": 7} and env.progress == 1.0
+    assert job_id.startswith("job_") and not job_id[4:].isdigit()
+
+
+def test_jobs_wait_is_bounded_and_relays_progress(runner: JobRunner) -> None:
+    async def body(h: JobHandle) -> Out:
+        for i in range(30):
+            h.progress(i / 30, f"step {i}")
+            await anyio.sleep(0.1)
+        return Out(value=1)
+
+    seen: list[tuple[float, str]] = []
+
+    async def sink(p: float, m: str) -> None:
+        seen.append((p, m))
+
+    job_id = runner.submit("t", body)
+    t0 = time.monotonic()
+    env = anyio.run(runner.wait, job_id, 1.0, sink)
+    assert time.monotonic() - t0 < 2.0
+    assert env.status == "running" and 0 < env.progress < 1
+    assert seen and all(b[0] >= a[0] for a, b in zip(seen, seen[1:]))
+    assert anyio.run(runner.wait, job_id, 10.0).status == "succeeded"
+
+
+def test_jobs_wait_is_capped_at_50_seconds(runner: JobRunner) -> None:
+    async def body(h: JobHandle) -> Out:
+        return Out(value=1)
+
+    job_id = runner.submit("t", body)
+    assert anyio.run(runner.wait, job_id, 10_000.0).status == "succeeded"
+
+
+def test_jobs_cancel_stops_the_body(runner: JobRunner) -> None:
+    started = anyio.Event
+
+    async def body(h: JobHandle) -> Out:
+        await anyio.sleep(30)
+        return Out(value=1)
+
+    job_id = runner.submit("t", body)
+    time.sleep(0.2)
+    runner.cancel(job_id)
+    env = anyio.run(runner.wait, job_id, 5.0)
+    assert env.status == "cancelled"
+    assert runner.registry.get_job(job_id).status == "cancelled"
+    del started
+
+
+def test_jobs_failure_carries_code_and_message(runner: JobRunner) -> None:
+    async def body(h: JobHandle) -> Out:
+        raise BadOutput("truncated download")
+
+    env = anyio.run(runner.wait, runner.submit("t", body), 5.0)
+    assert env.status == "failed" and env.error and env.error.code == "bad_output"
+    assert "truncated download" in env.error.message
+
+
+def test_jobs_unexpected_exception_hides_internals(runner: JobRunner) -> None:
+    async def body(h: JobHandle) -> Out:
+        raise KeyError("/home/user/secret/path")
+
+    env = anyio.run(runner.wait, runner.submit("t", body), 5.0)
+    assert env.status == "failed" and env.error and env.error.code == "internal_error"
+    assert "/home/user" not in env.error.message
+
+
+def test_jobs_state_is_persisted_and_readable_from_another_runner(tmp_path: Path) -> None:
+    reg = Registry(tmp_path / "ytap.db", tmp_path / "ws")
+    r1 = JobRunner(reg)
+
+    async def body(h: JobHandle) -> Out:
+        return Out(value=3)
+
+    job_id = r1.submit("t", body)
+    anyio.run(r1.wait, job_id, 5.0)
+    r1.shutdown()
+    r2 = JobRunner(Registry(tmp_path / "ytap.db", tmp_path / "ws"))
+    env = r2.envelope(job_id)
+    assert env.status == "succeeded" and env.result == {"value": 3}
+    r2.shutdown()
+
+
+def test_jobs_unknown_and_malformed_ids(runner: JobRunner) -> None:
+    with pytest.raises(JobNotFound):
+        runner.envelope("job_ffffffffffffffffffff")
+    with pytest.raises(InvalidIdentifier):
+        runner.envelope("../../etc/passwd")

@@ -1,0 +1,226 @@
+"""The server through the SDK's in-memory client, as an agent sees it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from core.media.probe import is_faststart, probe
+from ytap_mcp.server import YtapServer
+
+TOOL_NAMES = {"generate_scene", "synthesize_narration", "make_thumbnail", "assemble_video", "provider_report",
+              "job_status", "cancel_job"}
+
+
+def run(fn, *args: Any) -> Any:
+    return anyio.run(fn, *args)
+
+
+async def _call(client: Client, name: str, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    result = await client.call_tool(name, args, **kw)
+    assert not result.is_error, result.content
+    return result.structured_content
+
+
+async def _finish(client: Client, env: dict[str, Any]) -> dict[str, Any]:
+    while env["status"] in ("queued", "running"):
+        env = await _call(client, "job_status", {"job_id": env["job_id"], "wait_seconds": 20})
+    assert env["status"] == "succeeded", env
+    return env["result"]
+
+
+async def _error_text(client: Client, name: str, args: dict[str, Any]) -> str:
+    result = await client.call_tool(name, args)
+    assert result.is_error, result.structured_content
+    return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_server_lists_seven_typed_tools_in_both_eras(server: YtapServer, mode: str) -> None:
+    async def main() -> None:
+        async with Client(server, mode=mode) as client:
+            tools = (await client.list_tools()).tools
+            assert {t.name for t in tools} == TOOL_NAMES
+            for t in tools:
+                assert t.description and len(t.description) > 40, t.name
+                assert t.output_schema and t.output_schema.get("type") == "object", t.name
+                for pname, prop in t.input_schema["properties"].items():
+                    assert prop.get("description"), f"{t.name}.{pname} has no description"
+                    assert "anyOf" not in prop, f"{t.name}.{pname} is an optional-union shape"
+            by = {t.name: t for t in tools}
+            assert by["provider_report"].annotations.read_only_hint is True
+            assert by["provider_report"].annotations.idempotent_hint is True
+            assert by["generate_scene"].annotations.open_world_hint is True
+            scene = by["generate_scene"].input_schema
+            assert set(scene["required"]) == {"video_id", "scene_index", "prompt"}
+            assert scene["properties"]["scene_index"]["maximum"] == 999
+            assert scene["properties"]["wait_seconds"]["maximum"] == 50
+            assert scene["properties"]["aspect_ratio"]["enum"] == ["16:9", "9:16"]
+            assert "job_status" in (client.instructions or "")
+
+    run(main)
+
+
+def test_server_whole_job_produces_a_probed_video(server: YtapServer, tmp_path: Path) -> None:
+    progress: list[float] = []
+
+    async def on_progress(p: float, total: float | None, message: str | None) -> None:
+        progress.append(p)
+
+    async def main() -> dict[str, Any]:
+        async with Client(server) as client:
+            for i in (1, 2):
+                env = await _call(client, "generate_scene", {"video_id": "v1", "scene_index": i, "prompt": f"scene {i}",
+                                                             "duration_s": 1, "wait_seconds": 30},
+                                  progress_callback=on_progress)
+                scene = await _finish(client, env)
+                assert scene["provider"] == "local:placeholder" and scene["width"] == 1920
+                assert scene["uri"] == f"ytap://default/v1/scenes/scene_00{i}.mp4"
+            narration = await _finish(client, await _call(client, "synthesize_narration", {
+                "video_id": "v1", "segments": ["One.", "Two."], "wait_seconds": 30}))
+            assert [s["index"] for s in narration["segments"]] == [1, 2]
+            assert narration["sample_rate"] == 48000 and narration["channels"] == 2
+            assert Path(narration["srt_path"]).read_text().startswith("1\n00:00:00,")
+            thumb = await _finish(client, await _call(client, "make_thumbnail", {"video_id": "v1", "title": "Hi there"}))
+            assert (thumb["width"], thumb["height"]) == (1280, 720) and thumb["bytes"] < 2 * 1024 * 1024
+            final = await _finish(client, await _call(client, "assemble_video",
+                                                      {"video_id": "v1", "height": 720, "wait_seconds": 40}))
+            report = await _call(client, "provider_report", {"video_id": "v1"})
+            return {"final": final, "report": report}
+
+    out = run(main)
+    final = out["final"]
+    info = probe(final["path"], count_frames=True)
+    assert info.video and info.audio
+    assert (info.video.codec, info.video.profile, info.video.pix_fmt) == ("h264", "High", "yuv420p")
+    assert (info.video.width, info.video.height, info.video.fps) == (1280, 720, 30.0)
+    assert info.video.frames == 60  # two 1 s scenes, narration shorter than the scenes
+    assert (info.audio.codec, info.audio.sample_rate, info.audio.channels) == ("aac", 48000, 2)
+    assert is_faststart(final["path"])
+    assert final["youtube_readiness"]["ready"] is True, final["youtube_readiness"]
+    assert final["encode_passes"] == 1
+    report = out["report"]
+    assert report["totals"]["assets"] == 5
+    assert {a["provider"] for a in report["assets"]} == {"local:placeholder", "local:espeak-ng", "local:pillow",
+                                                         "local:ffmpeg"}
+    assert progress, "no progress notification reached the client"
+
+
+def test_server_job_protocol_submit_then_poll(server: YtapServer) -> None:
+    async def main() -> None:
+        async with Client(server) as client:
+            env = await _call(client, "generate_scene", {"video_id": "v2", "scene_index": 1, "prompt": "x",
+                                                         "duration_s": 2, "wait_seconds": 0})
+            assert env["status"] in ("queued", "running") and env["job_id"].startswith("job_")
+            assert env["result"] is None
+            result = await _finish(client, env)
+            assert result["duration_s"] == pytest.approx(2.0, abs=0.05)
+            again = await _call(client, "job_status", {"job_id": env["job_id"]})
+            assert again["status"] == "succeeded" and again["result"]["asset_id"] == result["asset_id"]
+            res = await client.read_resource(f"ytap://jobs/{env['job_id']}")
+            assert json.loads(res.contents[0].text)["status"] == "succeeded"
+
+    run(main)
+
+
+def test_server_cancel_job_leaves_no_file(server: YtapServer) -> None:
+    async def main() -> tuple[dict[str, Any], Path]:
+        async with Client(server) as client:
+            env = await _call(client, "generate_scene", {"video_id": "v3", "scene_index": 1, "prompt": "long one",
+                                                         "duration_s": 60, "wait_seconds": 0})
+            await anyio.sleep(0.5)
+            cancelled = await _call(client, "cancel_job", {"job_id": env["job_id"]})
+            final = await _call(client, "job_status", {"job_id": env["job_id"], "wait_seconds": 20})
+            return final, server.runtime.paths("default", "v3").scenes_dir
+
+    final, scenes_dir = run(main)
+    assert final["status"] == "cancelled"
+    assert list(scenes_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "needle"),
+    [
+        ("generate_scene", {"video_id": "../etc", "scene_index": 1, "prompt": "x"}, "video_id"),
+        ("generate_scene", {"video_id": "v", "scene_index": 0, "prompt": "x"}, "scene_index"),
+        ("generate_scene", {"video_id": "v", "scene_index": 1, "prompt": ""}, "prompt"),
+        ("generate_scene", {"video_id": "v", "scene_index": 1, "prompt": "x", "providers": ["nope:1"]},
+         "local:placeholder"),
+        ("generate_scene", {"video_id": "v", "scene_index": 1, "prompt": "x", "workspace_id": "A B"}, "workspace_id"),
+        ("synthesize_narration", {"video_id": "v"}, "text or segments"),
+        ("make_thumbnail", {"video_id": "v", "title": "x" * 101}, "title"),
+        ("assemble_video", {"video_id": "empty-video"}, "generate_scene first"),
+        ("assemble_video", {"video_id": "v", "scenes": ["../../../../etc/passwd"]}, "outside"),
+        ("assemble_video", {"video_id": "v", "scenes": ["file:///etc/passwd"]}, "ytap://"),
+        ("job_status", {"job_id": "job_../../x"}, "job_id"),
+        ("job_status", {"job_id": "job_ffffffffffffffffffff"}, "no job"),
+        ("provider_report", {"video_id": "Bad/Id"}, "video_id"),
+    ],
+)
+def test_server_bad_input_is_a_tool_error_saying_what_to_change(server: YtapServer, tool: str, args: dict, needle: str) -> None:
+    async def main() -> str:
+        async with Client(server) as client:
+            return await _error_text(client, tool, args)
+
+    assert needle in run(main)
+
+
+def test_server_chain_failure_falls_back_and_is_on_the_record(server: YtapServer, failing_video) -> None:
+    async def main() -> tuple[dict[str, Any], str, dict[str, Any]]:
+        async with Client(server) as client:
+            ok = await _finish(client, await _call(client, "generate_scene", {
+                "video_id": "v4", "scene_index": 1, "prompt": "x", "duration_s": 1,
+                "providers": ["test:down", "local:placeholder"]}))
+            err = await _error_text(client, "generate_scene", {"video_id": "v4", "scene_index": 2, "prompt": "x",
+                                                               "duration_s": 1, "providers": ["test:down"]})
+            report = await _call(client, "provider_report", {"video_id": "v4"})
+            return ok, err, report
+
+    ok, err, report = run(main)
+    assert [(a["provider"], a["outcome"]) for a in ok["attempts"]] == [("test:down", "failed"),
+                                                                       ("local:placeholder", "succeeded")]
+    assert ok["attempts"][0]["reason"] == "HTTP 503 from vendor"
+    assert "providers_exhausted" in err and "HTTP 503 from vendor" in err
+    down = next(p for p in report["providers"] if p["id"] == "test:down")
+    assert down["calls"] == 2 and down["failures"] == 2
+    manifest = json.loads(Path(ok["path"]).parent.parent.joinpath("manifest.json").read_text())
+    assert manifest["failed_generations"][0]["provider"] == "test:down"
+
+
+def test_server_resources_serve_files_with_their_mime_type_and_refuse_escapes(server: YtapServer) -> None:
+    async def main() -> None:
+        async with Client(server) as client:
+            await _finish(client, await _call(client, "make_thumbnail", {"video_id": "v5", "title": "Res"}))
+            manifest = await client.read_resource("ytap://default/v5/manifest")
+            assert json.loads(manifest.contents[0].text)["assets"][0]["kind"] == "thumbnail"
+            thumb = await client.read_resource("ytap://default/v5/thumbnail.jpg")
+            assert thumb.contents[0].mime_type == "image/jpeg" and thumb.contents[0].blob
+            templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+            assert {"ytap://jobs/{job_id}", "ytap://{workspace_id}/{video_id}/manifest"} <= templates
+            listed = {str(r.uri) for r in (await client.list_resources()).resources}
+            assert "ytap://default/v5/manifest" in listed
+            for bad in ("ytap://default/v5/../../../../etc/passwd", "ytap://default/v5/%2e%2e/%2e%2e/ytap.db",
+                        "ytap://default/v5/nothing.mp4"):
+                with pytest.raises(Exception):
+                    await client.read_resource(bad)
+
+    run(main)
+
+
+def test_server_produce_video_prompt_gives_the_recipe(server: YtapServer) -> None:
+    async def main() -> str:
+        async with Client(server) as client:
+            prompts = (await client.list_prompts()).prompts
+            assert [p.name for p in prompts] == ["produce_video"]
+            got = await client.get_prompt("produce_video", {"topic": "How bees talk", "minutes": "2",
+                                                            "aspect_ratio": "9:16"})
+            return got.messages[0].content.text
+
+    text = run(main)
+    assert "generate_scene" in text and "job_status" in text and 'video_id "how-bees-talk"' in text
+    assert "15 scenes" in text
