@@ -65,16 +65,21 @@ class LocalEspeakSpeechProvider(_Local):
         from core.media import espeak
 
         def work() -> ProviderOutput:
+            # A voice named for another provider ("alloy") must not stop the last-resort tier:
+            # speak with the default voice and say so in the result.
+            voice, used = spec.voice, spec.voice or espeak.DEFAULT_VOICE
+            if voice and not espeak.is_voice(voice):
+                voice, used = None, f"{espeak.DEFAULT_VOICE} ({voice!r} is not an espeak-ng voice)"
             segments = espeak.synthesize(
                 list(spec.segments),
                 out,
-                voice=spec.voice,
+                voice=voice,
                 speed=spec.speed,
                 pitch_semitones=spec.pitch_semitones,
                 cancel=ctx.cancel,
             )
             return ProviderOutput(
-                path=out, provider=self.id, model=self.model, segments=segments, voice=spec.voice or "en-us"
+                path=out, provider=self.id, model=self.model, segments=segments, voice=used
             )
 
         return await anyio.to_thread.run_sync(work)

@@ -189,11 +189,16 @@ def test_font_is_as_large_as_fits() -> None:
 
 
 def test_badge_corner_is_kept_clear_even_when_text_would_reach_it() -> None:
-    # A title whose last line is the widest (pyramid) and fills the height.
-    lay = layout_title("A B C Supercalifragilistic Extraordinarily Wonderful", "Subtitle pill here")
+    # Tall title + a pill wide enough to reach under the badge: centred, the block would
+    # run into the badge corner, so it is lifted (and sized) to end just above it.
+    lay = layout_title("Blue Whales Sing", "The complete guide to the giants of the deep ocean")
+    assert lay.subtitle_box is not None
+    assert lay.subtitle_box[2] > BADGE_BOX[0]  # horizontally, the pill does reach the badge column
     for box in lay.boxes:
         assert not _overlaps(box, BADGE_BOX)
         assert _inside(box, SAFE_BOX)
+    centred_top = SAFE_BOX[1] + round((SAFE_BOX[3] - SAFE_BOX[1] - (lay.block_box[3] - lay.block_box[1])) * 0.46)
+    assert lay.block_box[1] < centred_top  # it was lifted
 
 
 @pytest.mark.parametrize(

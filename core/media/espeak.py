@@ -1,0 +1,733 @@
+"""The ``local:espeak-ng`` offline speech engine: libespeak-ng driven through ctypes.
+
+No system espeak-ng is needed: the shared library and its ``espeak-ng-data`` come from
+the ``espeakng-loader`` wheel. Only the loader's two path helpers are used; its
+``load_library()`` prints to stdout on failure, which would corrupt the MCP stream.
+
+How it works
+------------
+* The engine runs in synchronous mode with a synth callback that collects 16-bit mono
+  samples at the engine's own rate (22050 Hz for the bundled data) and the
+  ``espeakEVENT_WORD`` events, each carrying the word's character position in the text
+  and its exact sample offset. Segments are joined with ``gap_s`` of silence, written to
+  a temporary WAV with :mod:`wave`, and converted by ffmpeg into a 48 kHz stereo
+  ``pcm_s16le`` WAV at exactly ``out_wav``.
+* Words are the whitespace-separated tokens of each segment (what captions show); each
+  token starts at the first word event that falls inside it ("3.5%" yields several
+  events: "three", "point", "five", "percent"), tokens the engine gave no event for are
+  interpolated between their neighbours by length. A word ends where the next starts,
+  the last where the segment's sound ends, then trailing silence (a comma's pause) is
+  trimmed off. A segment runs from its first sample to its last audible one.
+* Speed is espeak's own rate (``espeakRATE``, words per minute): 1.0 = 175 wpm, scaled
+  linearly and clamped to the engine's 80..450. The engine re-times phonemes, so speech
+  stays natural and the word events stay exact.
+* Pitch is applied exactly in the ffmpeg conversion: ``asetrate`` by 2^(st/12), then
+  ``atempo`` by the inverse keeps the duration, and ``apad``+``atrim`` pin the length to
+  the sample, so the timings need no rescaling. ``espeakPITCH`` was rejected: its 0..100
+  scale is 2^x for x in -1..1 on the voice's *base* pitch only (50 steps an octave,
+  quantised to ~0.24 semitone), while the intonation range is added in absolute units,
+  so +12 semitones through it raises the spoken F0 by less than an octave. The price of
+  the resampling route is that formants move with the pitch (a +12 render sounds smaller,
+  not just higher), as with any pitch shifter that keeps duration.
+* libespeak-ng is one global state: every call into it holds :data:`_LOCK`, the engine is
+  initialised once, lazily, and the ctypes callback object lives at module level so it
+  is never collected while the library holds its pointer. The lock is taken per segment,
+  so two jobs interleave segment by segment; voice and rate are set again each time.
+* Nothing reaches stdout: the library writes only to stderr (its single stdout use is in
+  the phoneme compiler, never called), and ``espeak_Initialize``, which calls ``exit()``
+  when the data is missing, is bypassed for ``espeak_ng_InitializePath`` +
+  ``espeak_ng_Initialize`` + ``espeak_ng_InitializeOutput``, which return a status.
+  ``espeak_ng_Initialize`` also calls ``setlocale(LC_CTYPE, "C.UTF-8")`` for the whole
+  process; a UTF-8 locale the process had before is put back.
+
+Errors: engine missing or failing to start -> :class:`NotConfigured` (a provider chain
+falls back); no audio -> :class:`BadOutput`; bad arguments or an unknown voice ->
+:class:`InputError`; ``cancel`` set -> :class:`OperationCancelled` and no ``out_wav``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import difflib
+import locale
+import logging
+import math
+import os
+import re
+import sys
+import tempfile
+import threading
+import wave
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import BadOutput, InputError, NotConfigured, OperationCancelled
+from core.media.ffmpeg import run_ffmpeg
+from core.schemas import SegmentTiming, WordTiming
+
+__all__ = [
+    "PROVIDER_ID",
+    "DEFAULT_VOICE",
+    "BASE_WPM",
+    "MIN_WPM",
+    "MAX_WPM",
+    "OUTPUT_SAMPLE_RATE",
+    "synthesize",
+    "list_voices",
+    "engine_info",
+    "words_per_minute",
+]
+
+log = logging.getLogger(__name__)
+
+PROVIDER_ID = "local:espeak-ng"
+DEFAULT_VOICE = "en-us"
+BASE_WPM = 175  # espeakRATE_NORMAL
+MIN_WPM, MAX_WPM = 80, 450  # espeakRATE_MINIMUM, espeakRATE_MAXIMUM
+OUTPUT_SAMPLE_RATE = 48_000
+MAX_PITCH_SEMITONES = 24.0
+MAX_GAP_S = 10.0
+
+# speak_lib.h / espeak_ng.h constants
+_EVENT_LIST_TERMINATED = 0
+_EVENT_WORD = 1
+_POS_CHARACTER = 1
+_CHARS_UTF8 = 1
+_PARAM_RATE = 1
+_ENOUTPUT_MODE_SYNCHRONOUS = 0x0001
+_ENS_OK = 0
+_ENS_SPEECH_STOPPED = 0x10000EFF
+_BUFFER_MS = 100  # audio handed to the callback per call
+
+# Silence detection for trimming word and segment ends (16-bit samples).
+_SILENCE_PEAK = 200  # ~ -44 dBFS; espeak's pauses are exact zeros
+_TRIM_FRAME_S = 0.005
+
+_LOCK = threading.Lock()
+
+
+# --- ctypes declarations ----------------------------------------------------------------
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),  # 1-based, in characters
+        ("length", ctypes.c_int),  # in characters
+        ("audio_position", ctypes.c_int),  # ms
+        ("sample", ctypes.c_int),  # samples since the start of this synthesis
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
+
+
+class _Voice(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("languages", ctypes.c_void_p),  # (priority byte, NUL-terminated code)*, then a 0 byte
+        ("identifier", ctypes.c_char_p),
+        ("gender", ctypes.c_ubyte),
+        ("age", ctypes.c_ubyte),
+        ("variant", ctypes.c_ubyte),
+        ("xx1", ctypes.c_ubyte),
+        ("score", ctypes.c_int),
+        ("spare", ctypes.c_void_p),
+    ]
+
+
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    c_status = ctypes.c_uint
+    lib.espeak_ng_InitializePath.argtypes = [ctypes.c_char_p]
+    lib.espeak_ng_InitializePath.restype = None
+    lib.espeak_ng_Initialize.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+    lib.espeak_ng_Initialize.restype = c_status
+    lib.espeak_ng_InitializeOutput.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p]
+    lib.espeak_ng_InitializeOutput.restype = c_status
+    lib.espeak_ng_GetSampleRate.argtypes = []
+    lib.espeak_ng_GetSampleRate.restype = ctypes.c_int
+    lib.espeak_ng_ClearErrorContext.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+    lib.espeak_ng_ClearErrorContext.restype = None
+    lib.espeak_ng_GetStatusCodeMessage.argtypes = [c_status, ctypes.c_char_p, ctypes.c_size_t]
+    lib.espeak_ng_GetStatusCodeMessage.restype = None
+    lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
+    lib.espeak_Info.restype = ctypes.c_char_p
+    lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
+    lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
+    lib.espeak_SetSynthCallback.argtypes = [_SYNTH_CALLBACK]
+    lib.espeak_SetSynthCallback.restype = None
+    lib.espeak_ng_SetVoiceByName.argtypes = [ctypes.c_char_p]
+    lib.espeak_ng_SetVoiceByName.restype = c_status
+    lib.espeak_ng_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    lib.espeak_ng_SetParameter.restype = c_status
+    lib.espeak_ng_Synthesize.argtypes = [
+        ctypes.c_char_p,  # text
+        ctypes.c_size_t,  # size (bytes, with the NUL)
+        ctypes.c_uint,  # position
+        ctypes.c_int,  # position type
+        ctypes.c_uint,  # end position
+        ctypes.c_uint,  # flags
+        ctypes.POINTER(ctypes.c_uint),  # unique identifier (out)
+        ctypes.c_void_p,  # user data
+    ]
+    lib.espeak_ng_Synthesize.restype = c_status
+
+
+# --- the engine (module state, guarded by _LOCK) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class _VoiceEntry:
+    identifier: str  # e.g. "gmw/en-US": what espeak_ng_SetVoiceByName is given
+    name: str  # e.g. "English (America)"
+    languages: tuple[tuple[int, str], ...]  # (priority, code); lower priority = preferred
+
+
+@dataclass
+class _Collector:
+    """What the callback gathers during one espeak_ng_Synthesize call."""
+
+    cancel: threading.Event | None
+    pcm: array = field(default_factory=lambda: array("h"))
+    words: list[tuple[int, int]] = field(default_factory=list)  # (text_position, sample)
+    cancelled: bool = False
+    error: BaseException | None = None
+
+
+@dataclass
+class _Engine:
+    lib: ctypes.CDLL
+    library_path: str
+    data_path: str
+    version: str
+    sample_rate: int
+    voices: list[_VoiceEntry]
+    lookup: dict[str, str]  # lower-cased language / identifier / name -> identifier
+    variants: dict[str, str]  # lower-cased variant -> file name in voices/!v
+
+
+_engine: _Engine | None = None
+_collector: _Collector | None = None
+
+
+def _on_synth(wav: Any, numsamples: int, events: Any) -> int:
+    """The synth callback: 0 = go on, 1 = stop (cancelled or failed)."""
+    c = _collector
+    if c is None:
+        return 0
+    try:
+        if wav and numsamples > 0:
+            c.pcm.frombytes(ctypes.string_at(wav, numsamples * 2))
+        if events:
+            i = 0
+            while events[i].type != _EVENT_LIST_TERMINATED:
+                ev = events[i]
+                if ev.type == _EVENT_WORD:
+                    c.words.append((ev.text_position, ev.sample))
+                i += 1
+        if c.cancel is not None and c.cancel.is_set():
+            c.cancelled = True
+            return 1
+        return 0
+    except BaseException as exc:  # never let an exception cross into C
+        c.error = exc
+        return 1
+
+
+_CALLBACK = _SYNTH_CALLBACK(_on_synth)  # module level: libespeak-ng keeps the pointer
+
+
+def _status_message(lib: ctypes.CDLL, status: int) -> str:
+    buf = ctypes.create_string_buffer(512)
+    lib.espeak_ng_GetStatusCodeMessage(status, buf, len(buf))
+    return buf.value.decode("utf-8", "replace") or f"status 0x{status:08x}"
+
+
+def _engine_locked() -> _Engine:
+    """The initialised engine; the caller holds _LOCK."""
+    global _engine
+    if _engine is not None:
+        return _engine
+    try:
+        import espeakng_loader
+    except ImportError as exc:
+        raise NotConfigured("espeak-ng is not available: the espeakng-loader package is not installed") from exc
+    try:
+        library_path = espeakng_loader.get_library_path()
+        data_dir = Path(espeakng_loader.get_data_path())
+    except RuntimeError as exc:  # the loader raises RuntimeError when its data is missing
+        raise NotConfigured(f"espeak-ng data not found: {exc}") from exc
+    try:
+        lib = ctypes.CDLL(library_path)
+    except OSError as exc:
+        raise NotConfigured(f"cannot load libespeak-ng from {library_path}: {exc}") from exc
+    _declare(lib)
+
+    # The path given is the PARENT of espeak-ng-data (espeak appends "/espeak-ng-data";
+    # 1.52 also accepts the data directory itself, older builds do not).
+    lib.espeak_ng_InitializePath(os.fsencode(data_dir.parent))
+    previous_ctype = locale.setlocale(locale.LC_CTYPE)
+    context = ctypes.c_void_p()
+    status = lib.espeak_ng_Initialize(ctypes.byref(context))
+    _restore_ctype(previous_ctype)
+    if status != _ENS_OK:
+        message = _status_message(lib, status)
+        lib.espeak_ng_ClearErrorContext(ctypes.byref(context))
+        raise NotConfigured(f"espeak-ng failed to initialise with data at {data_dir}: {message}")
+    status = lib.espeak_ng_InitializeOutput(_ENOUTPUT_MODE_SYNCHRONOUS, _BUFFER_MS, None)
+    if status != _ENS_OK:
+        raise NotConfigured(f"espeak-ng output setup failed: {_status_message(lib, status)}")
+    lib.espeak_SetSynthCallback(_CALLBACK)
+
+    home = ctypes.c_char_p()
+    version = (lib.espeak_Info(ctypes.byref(home)) or b"unknown").decode()
+    used_data = os.fsdecode(home.value or b"")
+    if Path(used_data) != data_dir:
+        log.warning("espeak-ng uses data at %s, not the bundled %s", used_data, data_dir)
+
+    voices = _read_voices(lib)
+    if not voices:
+        raise NotConfigured(f"espeak-ng found no voices in {used_data}")
+    _engine = _Engine(
+        lib=lib,
+        library_path=library_path,
+        data_path=used_data,
+        version=version,
+        sample_rate=lib.espeak_ng_GetSampleRate(),
+        voices=voices,
+        lookup=_build_lookup(voices),
+        variants=_read_variants(Path(used_data)),
+    )
+    log.debug(
+        "espeak-ng %s loaded from %s (%d voices, %d Hz)",
+        version,
+        library_path,
+        len(voices),
+        _engine.sample_rate,
+    )
+    return _engine
+
+
+def _restore_ctype(previous: str) -> None:
+    """Undo espeak_ng_Initialize's setlocale(LC_CTYPE) when the old locale was UTF-8.
+
+    espeak needs a UTF-8 LC_CTYPE for its wide-character functions; a process that
+    already had one (Python's usual case, PEP 538/540) gets its own back unchanged.
+    """
+    if previous == locale.setlocale(locale.LC_CTYPE):
+        return
+    if re.search(r"utf-?8", previous, re.IGNORECASE):
+        try:
+            locale.setlocale(locale.LC_CTYPE, previous)
+        except locale.Error:
+            pass
+    else:
+        log.debug("espeak-ng switched LC_CTYPE from %s to %s", previous, locale.setlocale(locale.LC_CTYPE))
+
+
+def _read_voices(lib: ctypes.CDLL) -> list[_VoiceEntry]:
+    out: list[_VoiceEntry] = []
+    table = lib.espeak_ListVoices(None)
+    if not table:
+        return out
+    i = 0
+    while table[i]:
+        v = table[i].contents
+        langs: list[tuple[int, str]] = []
+        p = v.languages
+        while p:
+            priority = ctypes.c_ubyte.from_address(p).value
+            if priority == 0:
+                break
+            code = ctypes.string_at(p + 1)
+            langs.append((priority, code.decode("utf-8", "replace")))
+            p += len(code) + 2
+        out.append(
+            _VoiceEntry(
+                identifier=(v.identifier or b"").decode("utf-8", "replace"),
+                name=(v.name or b"").decode("utf-8", "replace"),
+                languages=tuple(langs),
+            )
+        )
+        i += 1
+    return [v for v in out if v.identifier]
+
+
+def _build_lookup(voices: list[_VoiceEntry]) -> dict[str, str]:
+    """Keys accepted as ``voice``: language codes first (best priority wins), then
+    identifiers ("gmw/en-us" and "en-us"), then names ("english (america)")."""
+    lookup: dict[str, str] = {}
+    best: dict[str, int] = {}
+    for v in voices:
+        for priority, code in v.languages:
+            key = code.lower()
+            if key not in best or priority < best[key]:
+                best[key], lookup[key] = priority, v.identifier
+    for v in voices:
+        for key in (v.identifier.lower(), v.identifier.rsplit("/", 1)[-1].lower(), v.name.lower()):
+            lookup.setdefault(key, v.identifier)
+    return lookup
+
+
+def _read_variants(data: Path) -> dict[str, str]:
+    vdir = data / "voices" / "!v"
+    try:
+        return {p.name.lower(): p.name for p in vdir.iterdir() if p.is_file()}
+    except OSError:
+        return {}
+
+
+# --- public helpers ---------------------------------------------------------------------
+
+
+def list_voices() -> list[str]:
+    """Every language code a voice answers to ("af" … "en", "en-gb", "en-us" … "zh").
+
+    ``synthesize`` also accepts voice identifiers ("gmw/en-US"), voice names
+    ("English (America)") and a variant suffix ("en-us+f3"; see espeak-ng-data/voices/!v).
+    """
+    with _LOCK:
+        return _language_codes(_engine_locked())
+
+
+def engine_info() -> dict[str, Any]:
+    """Facts for ``doctor``; loads the engine. Raises :class:`NotConfigured` if it cannot."""
+    with _LOCK:
+        eng = _engine_locked()
+        info: dict[str, Any] = {
+            "provider": PROVIDER_ID,
+            "engine": "espeak-ng",
+            "version": eng.version,
+            "library": eng.library_path,
+            "library_path": eng.library_path,
+            "data_path": eng.data_path,
+            "sample_rate": eng.sample_rate,
+            "voices": len(eng.voices),
+            "languages": len({code.lower() for v in eng.voices for _, code in v.languages}),
+            "default_voice": DEFAULT_VOICE,
+            "output": f"wav pcm_s16le {OUTPUT_SAMPLE_RATE} Hz stereo",
+        }
+    try:
+        from importlib.metadata import version
+
+        info["loader_version"] = version("espeakng-loader")
+    except Exception:  # pragma: no cover - metadata missing in odd installs
+        info["loader_version"] = None
+    return info
+
+
+def words_per_minute(speed: float) -> int:
+    """espeakRATE for a speed factor: 1.0 = 175 wpm, linear, clamped to 80..450."""
+    if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
+        raise InputError(f"speed must be a positive number, got {speed!r}")
+    return max(MIN_WPM, min(MAX_WPM, round(BASE_WPM * speed)))
+
+
+def is_voice(voice: str) -> bool:
+    """Whether espeak-ng knows ``voice`` (code, identifier or name, with an optional variant)."""
+    with _LOCK:
+        try:
+            _resolve_voice(_engine_locked(), voice)
+        except InputError:
+            return False
+    return True
+
+
+def _resolve_voice(eng: _Engine, voice: str | None) -> str:
+    """The name given to espeak_ng_SetVoiceByName ("gmw/en-US", "gmw/en-US+f3")."""
+    requested = (voice or DEFAULT_VOICE).strip()
+    base, _, variant = requested.partition("+")
+    identifier = eng.lookup.get(base.strip().lower().replace("_", "-"))
+    if identifier is None:
+        known = [k for k in ("en-us", "en-gb", "en", "de", "fr", "es", "it", "pt-br", "nl", "pl") if k in eng.lookup]
+        close = difflib.get_close_matches(base.lower(), _language_codes(eng), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise InputError(
+            f"unknown espeak-ng voice {requested!r}{hint} Known voices include {', '.join(known)} "
+            f"({len(eng.lookup)} names in all; language codes, identifiers like 'gmw/en-US', "
+            f"or names like 'English (America)', optionally with a variant such as '+f3')"
+        )
+    if variant:
+        file_name = eng.variants.get(variant.strip().lower())
+        if file_name is None:
+            some = ", ".join(sorted(eng.variants)[:8])
+            raise InputError(f"unknown espeak-ng voice variant {variant!r}; variants include {some}")
+        return f"{identifier}+{file_name}"
+    return identifier
+
+
+def _language_codes(eng: _Engine) -> list[str]:
+    return sorted({code.lower() for v in eng.voices for _, code in v.languages})
+
+
+# --- synthesis ----------------------------------------------------------------------------
+
+
+def synthesize(
+    segments: list[str],
+    out_wav: Path,
+    *,
+    voice: str | None = None,
+    speed: float = 1.0,
+    pitch_semitones: float = 0.0,
+    gap_s: float = 0.35,
+    cancel: threading.Event | None = None,
+) -> list[SegmentTiming]:
+    """Speak ``segments`` into a 48 kHz stereo 16-bit WAV at ``out_wav``; return timings.
+
+    Segments are joined with ``gap_s`` of silence; the timings (segment and per-word,
+    absolute seconds in the final file) are described in the module docstring.
+    ``out_wav`` is written with ``-f wav`` whatever its suffix, so a ``.part`` name works.
+    """
+    texts = _clean_segments(segments)
+    out_wav = Path(out_wav)
+    wpm = words_per_minute(speed)
+    if not (isinstance(pitch_semitones, (int, float)) and math.isfinite(pitch_semitones)):
+        raise InputError(f"pitch_semitones must be a number, got {pitch_semitones!r}")
+    if abs(pitch_semitones) > MAX_PITCH_SEMITONES:
+        raise InputError(f"pitch_semitones must be within ±{MAX_PITCH_SEMITONES:g}, got {pitch_semitones:g}")
+    if not (isinstance(gap_s, (int, float)) and math.isfinite(gap_s) and 0 <= gap_s <= MAX_GAP_S):
+        raise InputError(f"gap_s must be between 0 and {MAX_GAP_S:g} seconds, got {gap_s!r}")
+    if wpm != round(BASE_WPM * speed):
+        log.info("espeak-ng rate %.0f wpm clamped to %d", BASE_WPM * speed, wpm)
+
+    with _LOCK:
+        eng = _engine_locked()
+        voice_name = _resolve_voice(eng, voice)
+    sr = eng.sample_rate
+    gap = array("h", bytes(2 * round(gap_s * sr)))
+
+    pcm = array("h")
+    spans: list[tuple[int, str, array, list[tuple[int, int]]]] = []  # offset, text, samples, events
+    for text in texts:
+        _check_cancel(cancel)
+        samples, events = _render(eng, text, voice_name, wpm, cancel)
+        if spans:
+            pcm.extend(gap)
+        spans.append((len(pcm), text, samples, events))
+        pcm.extend(samples)
+    _check_cancel(cancel)
+    if not pcm or not any(len(s[2]) for s in spans):
+        raise BadOutput("espeak-ng produced no audio")
+
+    timings = [
+        _segment_timing(i, text, samples, events, offset, sr)
+        for i, (offset, text, samples, events) in enumerate(spans, 1)
+    ]
+    _write_output(pcm, sr, out_wav, pitch_semitones, cancel)
+    log.debug(
+        "espeak-ng: %d segment(s), %.2f s, voice %s, %d wpm, pitch %+g st -> %s",
+        len(texts),
+        len(pcm) / sr,
+        voice_name,
+        wpm,
+        pitch_semitones,
+        out_wav.name,
+    )
+    return timings
+
+
+def _clean_segments(segments: list[str]) -> list[str]:
+    if isinstance(segments, str) or not segments:
+        raise InputError("segments must be a non-empty list of strings")
+    texts: list[str] = []
+    for i, s in enumerate(segments, 1):
+        if not isinstance(s, str):
+            raise InputError(f"segment {i} is not a string")
+        # NUL would end the C string early; other control characters are spoken oddly.
+        cleaned = "".join(" " if (ch < " " and ch not in "\t\n") else ch for ch in s).strip()
+        if not cleaned:
+            raise InputError(f"segment {i} is empty")
+        texts.append(cleaned)
+    return texts
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise OperationCancelled("speech synthesis cancelled")
+
+
+def _render(
+    eng: _Engine, text: str, voice_name: str, wpm: int, cancel: threading.Event | None
+) -> tuple[array, list[tuple[int, int]]]:
+    """One segment through the engine: its samples and (text_position, sample) word events."""
+    global _collector
+    data = text.encode("utf-8")
+    collector = _Collector(cancel=cancel)
+    with _LOCK:
+        lib = eng.lib
+        status = lib.espeak_ng_SetVoiceByName(voice_name.encode("utf-8"))
+        if status != _ENS_OK:
+            raise InputError(f"espeak-ng cannot load voice {voice_name!r}: {_status_message(lib, status)}")
+        status = lib.espeak_ng_SetParameter(_PARAM_RATE, wpm, 0)
+        if status != _ENS_OK:
+            raise BadOutput(f"espeak-ng rejected rate {wpm}: {_status_message(lib, status)}")
+        _collector = collector
+        try:
+            status = lib.espeak_ng_Synthesize(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        finally:
+            _collector = None
+    if collector.cancelled:
+        raise OperationCancelled("speech synthesis cancelled")
+    if isinstance(collector.error, (KeyboardInterrupt, SystemExit)):
+        raise collector.error
+    if collector.error is not None:
+        raise BadOutput(f"espeak-ng output handling failed: {collector.error}") from collector.error
+    if status not in (_ENS_OK, _ENS_SPEECH_STOPPED):
+        raise BadOutput(f"espeak-ng synthesis failed: {_status_message(eng.lib, status)}")
+    if sys.byteorder == "big":  # the engine hands native shorts; WAV is little-endian
+        collector.pcm.byteswap()
+    return collector.pcm, collector.words
+
+
+# --- timings --------------------------------------------------------------------------------
+
+
+def _segment_timing(
+    index: int, text: str, samples: array, events: list[tuple[int, int]], offset: int, sr: int
+) -> SegmentTiming:
+    n = len(samples)
+    frame = max(1, round(_TRIM_FRAME_S * sr))
+    seg_end = _audible_end(samples, 0, n, frame)
+    tokens = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", text)]
+    token_starts = [t[0] for t in tokens]
+
+    starts: list[int | None] = [None] * len(tokens)
+    for text_position, sample in events:
+        char = text_position - 1
+        k = bisect.bisect_right(token_starts, char) - 1
+        if k < 0 or char >= tokens[k][1]:
+            k += 1  # the event points at whitespace: it belongs to the next token
+        if k < len(tokens) and starts[k] is None:
+            starts[k] = min(max(sample, 0), seg_end)
+    filled = _fill_starts(starts, [len(t[2]) for t in tokens], seg_end)
+
+    words: list[WordTiming] = []
+    for k, (_, _, word) in enumerate(tokens):
+        start = filled[k]
+        end = filled[k + 1] if k + 1 < len(tokens) else seg_end
+        end = max(start, _audible_end(samples, start, end, frame, keep_if_silent=True))
+        words.append(WordTiming(text=word, start_s=_sec(offset + start, sr), end_s=_sec(offset + end, sr)))
+    return SegmentTiming(
+        index=index,
+        text=text,
+        start_s=_sec(offset, sr),
+        end_s=_sec(offset + seg_end, sr),
+        words=words,
+    )
+
+
+def _fill_starts(starts: list[int | None], lengths: list[int], seg_end: int) -> list[int]:
+    """Give tokens without a word event a start between their neighbours, by length."""
+    out = list(starts)
+    k = 0
+    while k < len(out):
+        if out[k] is not None:
+            k += 1
+            continue
+        j = k
+        while j < len(out) and out[j] is None:
+            j += 1
+        # Tokens k..j-1 have no start: share [lo, hi) with the token before them (if any).
+        first = k - 1 if k > 0 else k
+        lo = out[k - 1] if k > 0 else 0
+        hi = out[j] if j < len(out) else seg_end
+        assert lo is not None and hi is not None
+        hi = max(hi, lo)
+        weights = [lengths[i] + 1 for i in range(first, j)]
+        total = sum(weights)
+        acc = 0
+        for i, w in zip(range(first, j), weights):
+            if out[i] is None:
+                out[i] = lo + (hi - lo) * acc // total
+            acc += w
+        k = j
+    result: list[int] = []
+    for v in out:
+        assert v is not None
+        result.append(max(v, result[-1]) if result else v)
+    return result
+
+
+def _audible_end(samples: array, lo: int, hi: int, frame: int, *, keep_if_silent: bool = False) -> int:
+    """End of the last frame in [lo, hi) with sound; ``lo`` (or ``hi``) when all is silent."""
+    j = hi
+    while j > lo:
+        i = max(lo, j - frame)
+        chunk = samples[i:j]
+        if max(chunk) > _SILENCE_PEAK or -min(chunk) > _SILENCE_PEAK:
+            return j
+        j = i
+    return hi if keep_if_silent else lo
+
+
+def _sec(sample: int, sr: int) -> float:
+    return round(sample / sr, 3)
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def _pitch_filters(semitones: float, sr: int) -> list[str]:
+    """asetrate + atempo: F0 times 2^(st/12), duration unchanged (atempo steps within 0.5..2)."""
+    if abs(semitones) < 1e-6:
+        return []
+    shifted = max(1, round(sr * 2 ** (semitones / 12)))
+    tempo = sr / shifted  # exact inverse of the rate actually used
+    filters = [f"asetrate={shifted}", f"aresample={OUTPUT_SAMPLE_RATE}"]
+    while tempo < 0.5 or tempo > 2.0:
+        step = 0.5 if tempo < 0.5 else 2.0
+        filters.append(f"atempo={step}")
+        tempo /= step
+    filters.append(f"atempo={tempo:.9f}")
+    return filters
+
+
+def _write_output(pcm: array, sr: int, out_wav: Path, semitones: float, cancel: threading.Event | None) -> None:
+    out_wav.parent.mkdir(parents=True, exist_ok=True)
+    out_samples = round(len(pcm) * OUTPUT_SAMPLE_RATE / sr)
+    filters = _pitch_filters(semitones, sr) or [f"aresample={OUTPUT_SAMPLE_RATE}"]
+    # Pin the length to the sample so the engine-rate timings hold in the final file.
+    filters += [f"apad=whole_len={out_samples}", f"atrim=end_sample={out_samples}"]
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_wav.name}.", suffix=".espeak.wav", dir=out_wav.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh, wave.open(fh, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(sr)
+            w.writeframes(pcm.tobytes())
+        _check_cancel(cancel)
+        try:
+            run_ffmpeg(
+                [
+                    "-i", str(tmp),
+                    "-af", ",".join(filters),
+                    "-ac", "2",
+                    "-ar", str(OUTPUT_SAMPLE_RATE),
+                    "-c:a", "pcm_s16le",
+                    "-map_metadata", "-1",
+                    "-fflags", "+bitexact",
+                    "-flags:a", "+bitexact",
+                    "-f", "wav",
+                    str(out_wav),
+                ],
+                duration_s=out_samples / OUTPUT_SAMPLE_RATE,
+                cancel=cancel,
+                what="espeak-ng wav conversion",
+            )  # fmt: skip
+        except BaseException:
+            out_wav.unlink(missing_ok=True)
+            raise
+    finally:
+        tmp.unlink(missing_ok=True)
