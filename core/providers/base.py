@@ -92,6 +92,10 @@ class ProviderOutput:
 
 
 class Provider(Protocol):
+    """Facts and availability. Paid providers also implement ``estimate_cost_usd(spec) -> float``
+    (the price of the call about to be made, from core.providers.pricing) so a chain can
+    refuse a call that would pass the budget before it is made."""
+
     id: ClassVar[str]
     capability: ClassVar[Capability]
     model: ClassVar[str | None]

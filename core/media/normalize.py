@@ -1,0 +1,80 @@
+"""A clip from any provider -> the contract scene format, before it is registered.
+
+Contract: the requested size (scaled to fit, padded, square pixels), the requested fps,
+exactly the requested duration (trimmed, or the last frame held when the vendor's clip is
+shorter — vendors offer 4/6/8/12 s), H.264 High yuv420p BT.709, and a stereo 48 kHz AAC
+track (the clip's own sound when it has one — Veo clips can — else silence).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from core.errors import BadOutput, MediaError
+from core.media.ffmpeg import run_ffmpeg
+from core.media.probe import MediaInfo, probe
+
+__all__ = ["normalize_clip", "matches_contract"]
+
+
+def matches_contract(info: MediaInfo, *, width: int, height: int, fps: int, duration_s: float) -> bool:
+    v, a = info.video, info.audio
+    return bool(
+        v and a
+        and (v.codec, v.profile, v.pix_fmt) == ("h264", "High", "yuv420p")
+        and (v.width, v.height) == (width, height)
+        and abs(v.fps - fps) < 0.01
+        and v.frames == round(duration_s * fps)
+        and (a.codec, a.sample_rate, a.channels) == ("aac", 48000, 2)
+    )
+
+
+def normalize_clip(
+    src: Path,
+    out: Path,
+    *,
+    width: int,
+    height: int,
+    fps: int,
+    duration_s: float,
+    cancel: threading.Event | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> MediaInfo:
+    """Re-encode ``src`` into the contract format at ``out`` (any name; MP4 is forced)."""
+    try:
+        info = probe(src)
+    except MediaError as exc:
+        raise BadOutput(f"the provider's clip is not readable video: {exc.message}") from exc
+    if info.video is None or not info.duration_s:
+        raise BadOutput("the provider's clip has no video stream")
+    frames = max(1, round(duration_s * fps))
+    hold = max(0.0, duration_s - info.duration_s) + 1.0 / fps
+    vf = (
+        f"[0:v:0]fps={fps},scale={width}:{height}:force_original_aspect_ratio=decrease:reset_sar=1,"
+        f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,format=yuv420p,"
+        f"tpad=stop_mode=clone:stop_duration={hold:.3f},trim=end_frame={frames},setpts=PTS-STARTPTS,"
+        "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709[v]"
+    )
+    samples = round(duration_s * 48000)
+    if info.audio is not None:
+        af = (f"[0:a:0]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo,"
+              f"apad=whole_len={samples},atrim=end_sample={samples}[a]")
+        inputs = ["-i", str(src)]
+    else:
+        af = f"[1:a]atrim=end_sample={samples}[a]"
+        inputs = ["-i", str(src), "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo"]
+    args = [
+        *inputs,
+        "-filter_complex", f"{vf};{af}",
+        "-map", "[v]", "-map", "[a]",
+        "-c:v", "libx264", "-profile:v", "high", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-crf", "18",
+        "-x264-params", "8x8dct=1",
+        "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+        "-r", str(fps), "-frames:v", str(frames),
+        "-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2",
+        "-movflags", "+faststart", "-map_metadata", "-1", "-f", "mp4", str(out),
+    ]
+    run_ffmpeg(args, duration_s=duration_s, on_progress=on_progress, cancel=cancel, what="normalising the clip")
+    return probe(out, count_frames=True)

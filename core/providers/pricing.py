@@ -1,0 +1,74 @@
+"""The one pricing table: every paid provider's price, its unit, its source and the date read.
+
+Costs are estimates computed from what we sent or received (seconds of video, characters
+of text, images); vendors bill on their own meters (tokens for gpt-4o-mini-tts and Gemini
+TTS), so each entry says how its unit maps onto the vendor's. Update a price here, with its
+source and date, and every report follows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Price", "PRICES", "price_for", "cost_usd"]
+
+Unit = Literal["second", "character", "image"]
+
+
+@dataclass(frozen=True)
+class Price:
+    usd_per_unit: float
+    unit: Unit
+    source: str
+    as_of: str
+    note: str = ""
+
+
+PRICES: dict[str, Price] = {
+    # --- video: per second of generated video ---
+    "google:veo-3.1": Price(
+        0.40, "second", "https://cloud.google.com/vertex-ai/generative-ai/pricing#veo", "2026-11-24",
+        "Veo 3.1 video with audio, 720p/1080p, Vertex AI",
+    ),
+    "openai:sora-2": Price(
+        0.10, "second", "https://platform.openai.com/docs/pricing", "2026-11-24",
+        "sora-2 at 720p; the OpenAI Sora API shut down on 2026-09-24 (opt-in for compatible endpoints)",
+    ),
+    # --- speech: per character of input text ---
+    "openai:gpt-4o-mini-tts": Price(
+        0.000015, "character", "https://platform.openai.com/docs/pricing", "2026-11-24",
+        "billed as $0.60/1M text tokens + $12/1M audio tokens, about $0.015 per minute of speech; "
+        "~1000 characters per minute of speech gives $0.000015 per character",
+    ),
+    "openai:tts-1-hd": Price(0.00003, "character", "https://platform.openai.com/docs/pricing", "2026-11-24",
+                             "$30 per 1M characters"),
+    "elevenlabs:eleven_multilingual_v2": Price(
+        0.0001, "character", "https://elevenlabs.io/pricing/api", "2026-11-24",
+        "$0.10 per 1,000 characters (Multilingual v2/v3, API pay-as-you-go)",
+    ),
+    "google:gemini-3.8-flash-tts": Price(
+        0.00002, "character", "https://ai.google.dev/gemini-api/docs/pricing", "2026-11-24",
+        "billed as $0.50/1M text tokens + $10/1M audio tokens (32 tokens per second of audio); "
+        "~1000 characters per minute of speech gives about $0.00002 per character",
+    ),
+    # --- image: per generated image ---
+    "openai:gpt-image-2": Price(
+        0.063, "image", "https://platform.openai.com/docs/pricing", "2026-11-24",
+        "one 1536x1024 image at medium quality",
+    ),
+    "google:gemini-3.1-flash-image": Price(
+        0.039, "image", "https://ai.google.dev/gemini-api/docs/pricing", "2026-11-24",
+        "1290 output tokens per 1024px-class image at $30/1M",
+    ),
+}
+
+
+def price_for(provider_id: str) -> Price | None:
+    """None for free providers (the local tier, self-hosted servers)."""
+    return PRICES.get(provider_id)
+
+
+def cost_usd(provider_id: str, units: float) -> float:
+    price = PRICES.get(provider_id)
+    return round(price.usd_per_unit * units, 6) if price else 0.0
