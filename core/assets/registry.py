@@ -282,6 +282,14 @@ class Registry:
                 args += (video_id,)
         return [dict(r) for r in self._query(sql + " ORDER BY attempt_id", args)]
 
+    def spent_usd(self, workspace_id: str, video_id: str) -> float:
+        """What a video has cost so far: every recorded attempt, failed paid ones included."""
+        rows = self._query(
+            "SELECT COALESCE(SUM(cost_usd), 0) AS total FROM attempts WHERE workspace_id=? AND video_id=?",
+            (workspace_id, video_id),
+        )
+        return float(rows[0]["total"])
+
     def videos(self, workspace_id: str) -> list[str]:
         rows = self._query("SELECT DISTINCT video_id FROM assets WHERE workspace_id=? ORDER BY video_id", (workspace_id,))
         return [r["video_id"] for r in rows]

@@ -46,6 +46,8 @@ class CallContext:
     settings: Settings
     cancel: threading.Event = field(default_factory=threading.Event)
     progress: ProgressFn = _no_progress
+    # What this video may still spend (YTAP_BUDGET_USD minus what it already cost); None: no cap.
+    budget_remaining_usd: float | None = None
 
 
 @dataclass(frozen=True)

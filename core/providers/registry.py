@@ -17,6 +17,7 @@ from core.config import Settings
 from core.errors import UnknownProvider
 from core.providers.base import Provider
 from core.providers.chain import FallbackChain
+from core.providers.resilience import HealthBoard, RetryPolicy
 from core.schemas import Capability
 
 __all__ = ["DEFAULT_CHAINS", "ProviderCatalog"]
@@ -36,8 +37,17 @@ DEFAULT_CHAINS: dict[Capability, tuple[str, ...]] = {
 
 
 class ProviderCatalog:
-    def __init__(self, settings: Settings, extra: Iterable[Provider] = ()) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        extra: Iterable[Provider] = (),
+        *,
+        retry: RetryPolicy | None = None,
+        health: HealthBoard | None = None,
+    ) -> None:
         self.settings = settings
+        self.retry = retry or RetryPolicy()
+        self.health = health or HealthBoard()
         self._instances: dict[str, Provider] = {p.id: p for p in extra}
         self._capabilities: dict[str, Capability] = {i: c for i, (c, _) in _FACTORIES.items()}
         self._capabilities.update({p.id: p.capability for p in extra})
@@ -86,4 +96,9 @@ class ProviderCatalog:
         return ids
 
     def chain(self, capability: Capability, override: Sequence[str] | None = None) -> FallbackChain:
-        return FallbackChain(capability, [self.get(i) for i in self.chain_ids(capability, override)])
+        return FallbackChain(
+            capability,
+            [self.get(i) for i in self.chain_ids(capability, override)],
+            retry=self.retry,
+            health=self.health,
+        )

@@ -14,13 +14,18 @@ from core.schemas import Attempt
 __all__ = ["call_context", "asset_fields", "record_failure"]
 
 
-def call_context(rt: Runtime, handle: JobHandle, *, start: float = 0.0, span: float = 1.0) -> CallContext:
-    """A provider context whose progress maps onto [start, start+span] of the job."""
+def call_context(
+    rt: Runtime, handle: JobHandle, paths: VideoPaths, *, start: float = 0.0, span: float = 1.0
+) -> CallContext:
+    """A provider context whose progress maps onto [start, start+span] of the job, with the video's budget."""
 
     def progress(fraction: float, message: str) -> None:
         handle.progress(start + span * max(0.0, min(1.0, fraction)), message)
 
-    return CallContext(settings=rt.settings, cancel=handle.cancel, progress=progress)
+    remaining = None
+    if rt.settings.budget_usd is not None:
+        remaining = rt.settings.budget_usd - rt.registry.spent_usd(paths.workspace_id, paths.video_id)
+    return CallContext(settings=rt.settings, cancel=handle.cancel, progress=progress, budget_remaining_usd=remaining)
 
 
 def asset_fields(paths: VideoPaths, row: AssetRow, attempts: list[Attempt], *, cached: bool = False) -> dict[str, Any]:

@@ -30,7 +30,7 @@ async def synthesize_narration(rt: Runtime, req: NarrationRequest, handle: JobHa
     handle.progress(0.01, f"synthesizing {len(texts)} segment(s)")
     try:
         with atomic_target(paths.narration) as tmp:
-            output = await chain.synthesize(spec, tmp, call_context(rt, handle, span=0.9))
+            output = await chain.synthesize(spec, tmp, call_context(rt, handle, paths, span=0.9))
             info = probe(tmp)
             if info.audio is None or not info.duration_s:
                 raise BadOutput(f"{output.provider} returned no audio")

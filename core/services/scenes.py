@@ -36,7 +36,7 @@ async def generate_scene(rt: Runtime, req: SceneRequest, handle: JobHandle) -> S
     handle.progress(0.01, f"generating scene {req.scene_index}")
     try:
         with atomic_target(final) as tmp:
-            output = await chain.generate_video(spec, tmp, call_context(rt, handle, span=0.95))
+            output = await chain.generate_video(spec, tmp, call_context(rt, handle, paths, span=0.95))
             info = probe(tmp)
             if info.video is None:
                 raise BadOutput(f"{output.provider} returned a file without a video stream")

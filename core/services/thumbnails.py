@@ -39,7 +39,7 @@ async def make_thumbnail(rt: Runtime, req: ThumbnailRequest, handle: JobHandle) 
     handle.progress(0.01, "making the thumbnail")
     try:
         with atomic_target(paths.thumbnail) as tmp:
-            output = await chain.generate_image(spec, tmp, call_context(rt, handle, span=0.95))
+            output = await chain.generate_image(spec, tmp, call_context(rt, handle, paths, span=0.95))
             width, height = _check_jpeg(tmp)
     except Exception as exc:
         record_failure(rt, paths, "image", exc, handle.job_id)

@@ -48,6 +48,7 @@ def provider_report(rt: Runtime, workspace_id: str = "default", video_id: str | 
                     calls=calls.get(pid, 0),
                     failures=failures.get(pid, 0),
                     cost_usd=round(cost_by_provider.get(pid, 0.0), 6),
+                    cooling_down_until=rt.catalog.health.snapshot(pid).cooldown_until_utc,
                 )
             )
 

@@ -17,8 +17,16 @@ from core.errors import (
     Unavailable,
     UnknownProvider,
 )
-from core.providers import CallContext, FallbackChain, ProviderCatalog, VideoSpec
+from core.providers import CallContext, ProviderCatalog, VideoSpec
+from core.providers.chain import FallbackChain as _FallbackChain
+from core.providers.resilience import HealthBoard, RetryPolicy
 from core.providers.testing import ScriptedProvider, write_bytes
+
+
+def FallbackChain(capability, providers, **kw):  # noqa: N802 - the chain, without retries unless asked
+    kw.setdefault("retry", RetryPolicy(attempts=1))
+    return _FallbackChain(capability, providers, **kw)
+
 
 SPEC = VideoSpec(prompt="p", scene_index=1, duration_s=1, width=320, height=180)
 
@@ -150,3 +158,66 @@ def test_catalog_default_chains_end_in_the_local_tier(settings: Settings) -> Non
     assert catalog.chain_ids("video")[-1] == "local:placeholder"
     assert catalog.chain_ids("speech")[-1] == "local:espeak-ng"
     assert catalog.chain_ids("image")[-1] == "local:pillow"
+
+
+def test_chain_retries_honour_retry_after_then_succeed(tmp_path: Path) -> None:
+    a = ScriptedProvider("a:1", "video", [RateLimited("429", retry_after_s=0.3), Unavailable("503"), write_bytes(b"A")])
+    chain = FallbackChain("video", [a], retry=RetryPolicy(attempts=3, base_delay_s=0.05))
+    t0 = __import__("time").monotonic()
+    out = _run(chain, tmp_path / "o.mp4")
+    assert __import__("time").monotonic() - t0 >= 0.3
+    assert [x.outcome for x in out.attempts] == ["failed", "failed", "succeeded"]
+    assert "retrying in 0.3 s" in (out.attempts[0].reason or "")
+    assert out.attempts[2].decision and "retry 2" in out.attempts[2].decision
+
+
+def test_chain_retry_after_beyond_the_cap_falls_back_at_once(tmp_path: Path) -> None:
+    a = ScriptedProvider("a:1", "video", [RateLimited("429", retry_after_s=600)])
+    b = ScriptedProvider("b:1", "video", [write_bytes(b"B")])
+    chain = FallbackChain("video", [a, b], retry=RetryPolicy(attempts=3, retry_after_cap_s=20))
+    out = _run(chain, tmp_path / "o.mp4")
+    assert out.provider == "b:1" and len(a.calls) == 1
+
+
+def test_chain_refusal_is_not_retried(tmp_path: Path) -> None:
+    a = ScriptedProvider("a:1", "video", [Refused("policy", reasons=["violence"])])
+    b = ScriptedProvider("b:1", "video", [write_bytes(b"B")])
+    out = _run(FallbackChain("video", [a, b], retry=RetryPolicy(attempts=3)), tmp_path / "o.mp4")
+    assert len(a.calls) == 1 and out.provider == "b:1"
+
+
+def test_retry_policy_backoff_grows_with_jitter_and_is_capped() -> None:
+    import random
+
+    policy = RetryPolicy(attempts=10, base_delay_s=1, max_delay_s=4, jitter=0.25)
+    rng = random.Random(7)
+    delays = [policy.delay_s(n, Unavailable("x"), rng) for n in range(1, 6)]
+    assert 0.75 <= delays[0] <= 1.25 and 1.5 <= delays[1] <= 2.5 and all(d <= 5.0 for d in delays)
+    assert policy.delay_s(10, Unavailable("x")) is None
+
+
+def test_chain_cooldown_after_repeated_failures_skips_the_provider(tmp_path: Path) -> None:
+    health = HealthBoard(threshold=2, cooldown_s=60)
+    a = ScriptedProvider("a:1", "video", [Unavailable("503")] * 2)
+    b = ScriptedProvider("b:1", "video", [write_bytes(b"B")] * 3)
+    for _ in range(2):
+        _run(FallbackChain("video", [a, b], health=health), tmp_path / "o.mp4")
+    out = _run(FallbackChain("video", [a, b], health=health), tmp_path / "o.mp4")
+    assert len(a.calls) == 2  # the third request did not call it
+    assert out.attempts[0].outcome == "skipped" and out.attempts[0].error_code == "cooling_down"
+    assert health.snapshot("a:1").cooldown_until_utc is not None
+
+
+def test_chain_budget_skips_a_paid_call_that_would_pass_the_cap(tmp_path: Path) -> None:
+    class Paid(ScriptedProvider):
+        def estimate_cost_usd(self, spec) -> float:
+            return 0.8
+
+    a = Paid("a:1", "video", [write_bytes(b"A")], paid=True)
+    b = ScriptedProvider("b:1", "video", [write_bytes(b"B")])
+    ctx = _ctx(YTAP_BUDGET_USD="1.00")
+    ctx.budget_remaining_usd = 0.5
+    out = _run(FallbackChain("video", [a, b]), tmp_path / "o.mp4", ctx)
+    assert out.provider == "b:1" and a.calls == []
+    assert out.attempts[0].error_code == "budget_exceeded"
+    assert "$0.8000" in (out.attempts[0].reason or "") and "$0.5000 left" in (out.attempts[0].reason or "")

@@ -1,0 +1,98 @@
+"""Retries, backoff and per-provider cooldowns, shared by every chain.
+
+Vendor adapters never sleep or retry themselves (their SDK retries are off): they map the
+vendor's answer to ``RateLimited(retry_after_s=...)``, ``Unavailable`` or ``TimedOut`` and
+the chain decides here, the same way for every vendor. Retry-After is honoured up to a
+cap; beyond it the chain moves on to the next provider at once instead of holding a job
+for minutes. A provider that keeps failing is cooled down for a while, so a dead vendor
+costs one timeout per cooldown period instead of one per request.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from core.errors import BadOutput, JobFailed, ProviderError, RateLimited, TimedOut, Unavailable
+
+__all__ = ["RetryPolicy", "ProviderHealth", "HealthBoard", "RETRYABLE", "HEALTH_FAILURES"]
+
+# Worth asking the same provider again after a pause.
+RETRYABLE: tuple[type[ProviderError], ...] = (RateLimited, Unavailable, TimedOut)
+# Count against a provider's health (a refusal is about the content, a missing key about set-up).
+HEALTH_FAILURES: tuple[type[ProviderError], ...] = (RateLimited, Unavailable, TimedOut, BadOutput, JobFailed)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3  # tries per provider per request, the first included
+    base_delay_s: float = 1.0
+    max_delay_s: float = 10.0
+    retry_after_cap_s: float = 20.0  # a longer Retry-After means: fall back now
+    jitter: float = 0.25  # +-25 %: spread the retries of parallel jobs
+
+    def delay_s(self, retry_number: int, exc: ProviderError, rng: random.Random | None = None) -> float | None:
+        """Seconds to wait before retry ``retry_number`` (1-based), or None to give up on this provider."""
+        if retry_number >= self.attempts or not isinstance(exc, RETRYABLE):
+            return None
+        if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+            if exc.retry_after_s > self.retry_after_cap_s:
+                return None
+            return max(0.0, exc.retry_after_s)
+        backoff = min(self.max_delay_s, self.base_delay_s * 2 ** (retry_number - 1))
+        r = (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
+        return round(backoff * r, 3)
+
+
+@dataclass
+class ProviderHealth:
+    consecutive_failures: int = 0
+    cooldown_until: float = 0.0  # time.monotonic()
+    cooldown_until_utc: str | None = None
+    last_error: str | None = None
+
+
+@dataclass
+class HealthBoard:
+    """Per-provider failure streaks and cooldowns for one runtime (thread-safe)."""
+
+    threshold: int = 3
+    cooldown_s: float = 120.0
+    _state: dict[str, ProviderHealth] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cooling_down(self, provider_id: str) -> ProviderHealth | None:
+        with self._lock:
+            h = self._state.get(provider_id)
+            if h and h.cooldown_until > time.monotonic():
+                return h
+            return None
+
+    def record_success(self, provider_id: str) -> None:
+        with self._lock:
+            self._state[provider_id] = ProviderHealth()
+
+    def record_failure(self, provider_id: str, exc: BaseException) -> bool:
+        """Count a failure; return True when it starts a cooldown."""
+        if not isinstance(exc, HEALTH_FAILURES):
+            return False
+        with self._lock:
+            h = self._state.setdefault(provider_id, ProviderHealth())
+            h.consecutive_failures += 1
+            h.last_error = getattr(exc, "code", type(exc).__name__)
+            if h.consecutive_failures >= self.threshold:
+                h.cooldown_until = time.monotonic() + self.cooldown_s
+                until = datetime.now(UTC) + timedelta(seconds=self.cooldown_s)
+                h.cooldown_until_utc = until.isoformat(timespec="seconds").replace("+00:00", "Z")
+                h.consecutive_failures = 0
+                return True
+            return False
+
+    def snapshot(self, provider_id: str) -> ProviderHealth:
+        with self._lock:
+            h = self._state.get(provider_id) or ProviderHealth()
+            return ProviderHealth(h.consecutive_failures, h.cooldown_until, h.cooldown_until_utc
+                                  if h.cooldown_until > time.monotonic() else None, h.last_error)
