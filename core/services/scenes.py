@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
+
 from core.assets import atomic_target
 from core.errors import BadOutput
 from core.jobs import JobHandle
+from core.media.normalize import matches_contract, normalize_clip
 from core.media.probe import probe
 from core.providers.base import VideoSpec
 from core.runtime import Runtime
@@ -37,9 +40,17 @@ async def generate_scene(rt: Runtime, req: SceneRequest, handle: JobHandle) -> S
     try:
         with atomic_target(final) as tmp:
             output = await chain.generate_video(spec, tmp, call_context(rt, handle, paths, span=0.95))
-            info = probe(tmp)
+            info = probe(tmp, count_frames=True)
             if info.video is None:
                 raise BadOutput(f"{output.provider} returned a file without a video stream")
+            if not matches_contract(info, width=width, height=height, fps=SCENE_FPS, duration_s=req.duration_s):
+                # Whatever a provider delivers, the scene on disk is the contract format.
+                handle.progress(0.96, "normalising the clip to the scene format")
+                with atomic_target(tmp) as normalised:
+                    await anyio.to_thread.run_sync(lambda: normalize_clip(
+                        tmp, normalised, width=width, height=height, fps=SCENE_FPS, duration_s=req.duration_s,
+                        cancel=handle.cancel))
+                info = probe(tmp, count_frames=True)
     except Exception as exc:
         record_failure(rt, paths, "video", exc, handle.job_id)
         raise

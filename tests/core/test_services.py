@@ -1,0 +1,88 @@
+"""Services with scripted providers: what lands on disk and on the record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from core.config import Settings
+from core.errors import ProvidersExhausted, Unavailable
+from core.jobs import JobHandle
+from core.media.ffmpeg import run_ffmpeg
+from core.media.probe import probe
+from core.providers.testing import ScriptedProvider
+from core.runtime import Runtime
+from core.schemas import SceneRequest
+from core.services.scenes import generate_scene
+from core.services.tracking import provider_report
+
+
+def _vendor_clip(spec, out: Path) -> None:
+    """What a vendor might return: another size and fps, no audio, shorter than asked."""
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=320x240:r=24:d=0.8", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                "-f", "mp4", str(out)])
+
+
+def _runtime(tmp_path: Path, *providers: ScriptedProvider, **env: str) -> Runtime:
+    return Runtime.create(Settings.from_env({"YTAP_HOME": str(tmp_path / "home"), **env}), extra_providers=providers)
+
+
+def _generate(rt: Runtime, req: SceneRequest):
+    return anyio.run(generate_scene, rt, req, JobHandle(job_id="job_" + "0" * 20, kind="generate_scene"))
+
+
+def test_scene_from_any_provider_is_normalised_to_the_contract(tmp_path: Path) -> None:
+    vendor = ScriptedProvider("vendor:clip", "video", [_vendor_clip])
+    rt = _runtime(tmp_path, vendor)
+    try:
+        result = _generate(rt, SceneRequest(video_id="v", scene_index=1, prompt="x", duration_s=1.5,
+                                            providers=["vendor:clip"]))
+    finally:
+        rt.close()
+    info = probe(result.path, count_frames=True)
+    assert info.video and info.audio
+    assert (info.video.width, info.video.height, info.video.fps, info.video.frames) == (1920, 1080, 30.0, 45)
+    assert (info.audio.codec, info.audio.sample_rate, info.audio.channels) == ("aac", 48000, 2)
+    assert result.provider == "vendor:clip"
+    assert not [p for p in Path(result.path).parent.iterdir() if p.name.startswith(".")]
+
+
+def test_scene_budget_spent_by_failed_paid_attempts_counts(tmp_path: Path) -> None:
+    class Paid(ScriptedProvider):
+        def estimate_cost_usd(self, spec) -> float:
+            return 0.3
+
+    vendor = Paid("vendor:paid", "video", [Unavailable("billed, then broke", cost_usd=0.3)] * 3, paid=True)
+    rt = _runtime(tmp_path, vendor, YTAP_BUDGET_USD="0.5")
+    rt.catalog.retry = type(rt.catalog.retry)(attempts=1)
+    try:
+        first = _generate(rt, SceneRequest(video_id="v", scene_index=1, prompt="x", duration_s=1,
+                                           providers=["vendor:paid", "local:placeholder"]))
+        second = _generate(rt, SceneRequest(video_id="v", scene_index=2, prompt="y", duration_s=1,
+                                            providers=["vendor:paid", "local:placeholder"]))
+        report = provider_report(rt, "default", "v")
+    finally:
+        rt.close()
+    assert first.attempts[0].cost_usd == 0.3 and first.cost_usd == pytest.approx(0.3)
+    assert second.attempts[0].error_code == "budget_exceeded"  # 0.3 spent, 0.3 more would pass 0.5
+    assert len(vendor.calls) == 1
+    assert report.totals.cost_usd == pytest.approx(0.3)
+    assert report.totals.by_provider["vendor:paid"] == pytest.approx(0.3)
+    assert report.totals.by_capability["video"] == pytest.approx(0.3)
+
+
+def test_scene_all_providers_failing_records_attempts_without_an_asset(tmp_path: Path) -> None:
+    vendor = ScriptedProvider("vendor:down", "video", [Unavailable("503")] * 3)
+    rt = _runtime(tmp_path, vendor)
+    rt.catalog.retry = type(rt.catalog.retry)(attempts=1)
+    try:
+        with pytest.raises(ProvidersExhausted):
+            _generate(rt, SceneRequest(video_id="v", scene_index=1, prompt="x", duration_s=1,
+                                       providers=["vendor:down"]))
+        report = provider_report(rt, "default", "v")
+    finally:
+        rt.close()
+    assert report.totals.assets == 0 and report.totals.failed_attempts == 1
+    assert not rt.paths("default", "v").scene(1).exists()
