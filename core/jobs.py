@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 MAX_WAIT_S = 50.0  # real clients cut a call at 60 s
 HEARTBEAT_S = 5.0  # progress notifications at least this often while a tool waits (contract: <= 10 s)
 _PERSIST_EVERY_S = 1.0
+_CANCEL_GRACE_S = 5.0
 
 ProgressSink = Callable[[float, str], Awaitable[None]]
 
@@ -200,7 +201,11 @@ class JobRunner:
             handle.cancel.set()
             task = self._tasks.get(job_id)
             if task is not None and self._loop is not None:
-                self._loop.call_soon_threadsafe(task.cancel)
+                # The body sees the event first and cleans up (kills ffmpeg, removes partial files)
+                # before it raises; a hard cancel of the task would end the job while a worker
+                # thread is still writing. Only a body that ignores the event is cancelled outright.
+                loop = self._loop
+                loop.call_soon_threadsafe(lambda: loop.call_later(_CANCEL_GRACE_S, task.cancel))
         return handle.envelope()
 
     async def wait(self, job_id: str, wait_seconds: float, on_progress: ProgressSink | None = None) -> JobEnvelope[Any]:

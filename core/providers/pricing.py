@@ -48,18 +48,21 @@ PRICES: dict[str, Price] = {
         "$0.10 per 1,000 characters (Multilingual v2/v3, API pay-as-you-go)",
     ),
     "google:gemini-3.8-flash-tts": Price(
-        0.00002, "character", "https://ai.google.dev/gemini-api/docs/pricing", "2026-11-24",
-        "billed as $0.50/1M text tokens + $10/1M audio tokens (32 tokens per second of audio); "
-        "~1000 characters per minute of speech gives about $0.00002 per character",
+        0.000014, "character", "https://ai.google.dev/gemini-api/docs/pricing", "2026-11-24",
+        "launch pricing to 2026-12-31: $0.50/1M text tokens + $9/1M audio tokens at 25 tokens per second "
+        "of audio; ~1000 characters per minute gives about $0.0000136 per character. Announced to double "
+        "on 2027-01-01 (about $0.000027 per character): update this entry then",
     ),
     # --- image: per generated image ---
     "openai:gpt-image-2": Price(
         0.063, "image", "https://platform.openai.com/docs/pricing", "2026-11-24",
-        "one 1536x1024 image at medium quality",
+        "one 1536x1024 image at medium quality. NOT verified against OpenAI's page: secondary sources give "
+        "$30/1M image output tokens; the figure kept is gpt-image-1's medium 1536x1024 price, an upper "
+        "estimate so the budget errs on the safe side",
     ),
     "google:gemini-3.1-flash-image": Price(
-        0.039, "image", "https://ai.google.dev/gemini-api/docs/pricing", "2026-11-24",
-        "1290 output tokens per 1024px-class image at $30/1M",
+        0.067, "image", "https://ai.google.dev/gemini-api/docs/pricing", "2026-11-24",
+        "about 1120 output tokens per 1K image at $60/1M image output tokens",
     ),
 }
 

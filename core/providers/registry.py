@@ -24,15 +24,29 @@ __all__ = ["DEFAULT_CHAINS", "ProviderCatalog"]
 
 # id -> (capability, "module:Class")
 _FACTORIES: dict[str, tuple[Capability, str]] = {
+    "google:veo-3.1": ("video", "core.providers.google:GoogleVeoVideoProvider"),
+    "openai:sora-2": ("video", "core.providers.openai:OpenAIVideoProvider"),
+    "openai:gpt-4o-mini-tts": ("speech", "core.providers.openai:OpenAISpeechProvider"),
+    "openai:tts-1-hd": ("speech", "core.providers.openai:OpenAITTSHDSpeechProvider"),
+    "elevenlabs:eleven_multilingual_v2": ("speech", "core.providers.elevenlabs:ElevenLabsSpeechProvider"),
+    "google:gemini-3.8-flash-tts": ("speech", "core.providers.google:GeminiSpeechProvider"),
+    "openai:gpt-image-2": ("image", "core.providers.openai:OpenAIImageProvider"),
+    "google:gemini-3.1-flash-image": ("image", "core.providers.google:GeminiImageProvider"),
     "local:placeholder": ("video", "core.providers.local:LocalPlaceholderVideoProvider"),
     "local:espeak-ng": ("speech", "core.providers.local:LocalEspeakSpeechProvider"),
     "local:pillow": ("image", "core.providers.local:LocalPillowImageProvider"),
 }
 
+# DESIGN §3. openai:sora-2 is registered but opt-in: OpenAI shut the Sora API down on 2026-09-24.
 DEFAULT_CHAINS: dict[Capability, tuple[str, ...]] = {
-    "video": ("local:placeholder",),
-    "speech": ("local:espeak-ng",),
-    "image": ("local:pillow",),
+    "video": ("google:veo-3.1", "local:placeholder"),
+    "speech": (
+        "openai:gpt-4o-mini-tts",
+        "elevenlabs:eleven_multilingual_v2",
+        "google:gemini-3.8-flash-tts",
+        "local:espeak-ng",
+    ),
+    "image": ("openai:gpt-image-2", "google:gemini-3.1-flash-image", "local:pillow"),
 }
 
 

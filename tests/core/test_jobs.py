@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from core.assets import Registry
-from core.errors import BadOutput, InvalidIdentifier, JobNotFound
+from core.errors import BadOutput, InvalidIdentifier, JobNotFound, OperationCancelled
 from core.jobs import JobHandle, JobRunner
 
 
@@ -63,20 +63,35 @@ def test_jobs_wait_is_capped_at_50_seconds(runner: JobRunner) -> None:
     assert anyio.run(runner.wait, job_id, 10_000.0).status == "succeeded"
 
 
-def test_jobs_cancel_stops_the_body(runner: JobRunner) -> None:
-    started = anyio.Event
+def test_jobs_cancel_lets_the_body_clean_up_first(runner: JobRunner) -> None:
+    cleaned: list[bool] = []
 
     async def body(h: JobHandle) -> Out:
-        await anyio.sleep(30)
+        try:
+            while not h.cancel.is_set():
+                await anyio.sleep(0.05)
+            raise OperationCancelled("stopped")
+        finally:
+            cleaned.append(True)
+
+    job_id = runner.submit("t", body)
+    time.sleep(0.2)
+    runner.cancel(job_id)
+    t0 = time.monotonic()
+    env = anyio.run(runner.wait, job_id, 5.0)
+    assert env.status == "cancelled" and time.monotonic() - t0 < 2.0 and cleaned == [True]
+    assert runner.registry.get_job(job_id).status == "cancelled"
+
+
+def test_jobs_cancel_stops_a_body_that_ignores_the_event(runner: JobRunner) -> None:
+    async def body(h: JobHandle) -> Out:
+        await anyio.sleep(60)
         return Out(value=1)
 
     job_id = runner.submit("t", body)
     time.sleep(0.2)
     runner.cancel(job_id)
-    env = anyio.run(runner.wait, job_id, 5.0)
-    assert env.status == "cancelled"
-    assert runner.registry.get_job(job_id).status == "cancelled"
-    del started
+    assert anyio.run(runner.wait, job_id, 15.0).status == "cancelled"
 
 
 def test_jobs_failure_carries_code_and_message(runner: JobRunner) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from core.config import Settings
 from core.errors import Unavailable
+from core.providers.resilience import RetryPolicy
 from core.providers.testing import ScriptedProvider
 from core.runtime import Runtime
 from ytap_mcp.server import YtapServer, build_server
@@ -19,6 +20,7 @@ def failing_video() -> ScriptedProvider:
 @pytest.fixture
 def server(settings: Settings, failing_video: ScriptedProvider) -> Iterator[YtapServer]:
     rt = Runtime.create(settings, extra_providers=[failing_video])
+    rt.catalog.retry = RetryPolicy(attempts=1)  # retries have their own tests; keep these fast and exact
     srv = build_server(runtime=rt)
     yield srv
     rt.close()
