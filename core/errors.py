@@ -102,10 +102,12 @@ class BudgetExceeded(InputError):
 class ProviderError(YtapError):
     code = "provider_error"
 
-    def __init__(self, message: str, *, cost_usd: float = 0.0) -> None:
+    def __init__(self, message: str, *, cost_usd: float = 0.0, retryable: bool = True) -> None:
         super().__init__(message)
         # A paid call that failed after the vendor billed it still costs money.
         self.cost_usd = cost_usd
+        # False when asking again cannot help (endpoint gone, quota spent): fall back at once.
+        self.retryable = retryable
 
 
 class NotConfigured(ProviderError):
@@ -119,8 +121,9 @@ class CoolingDown(ProviderError):
 class RateLimited(ProviderError):
     code = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None, cost_usd: float = 0.0) -> None:
-        super().__init__(message, cost_usd=cost_usd)
+    def __init__(self, message: str, *, retry_after_s: float | None = None, cost_usd: float = 0.0,
+                 retryable: bool = True) -> None:
+        super().__init__(message, cost_usd=cost_usd, retryable=retryable)
         self.retry_after_s = retry_after_s
 
 
@@ -136,7 +139,7 @@ class Refused(ProviderError):
     code = "refused"
 
     def __init__(self, message: str, *, reasons: list[str] | None = None, cost_usd: float = 0.0) -> None:
-        super().__init__(message, cost_usd=cost_usd)
+        super().__init__(message, cost_usd=cost_usd, retryable=False)
         self.reasons = reasons or []
 
 

@@ -132,7 +132,7 @@ class FallbackChain:
                     err = exc if isinstance(exc, YtapError) else None
                     text = scrub(str(exc) or type(exc).__name__, secrets)
                     if delay is not None:
-                        text += f" (retrying in {delay:.1f} s)"
+                        text += f" (retrying in {delay:.2f} s)"
                     elif cooled:
                         text += f" (cooling down for {self.health.cooldown_s:.0f} s)"
                     attempts.append(Attempt(

@@ -36,7 +36,7 @@ class RetryPolicy:
 
     def delay_s(self, retry_number: int, exc: ProviderError, rng: random.Random | None = None) -> float | None:
         """Seconds to wait before retry ``retry_number`` (1-based), or None to give up on this provider."""
-        if retry_number >= self.attempts or not isinstance(exc, RETRYABLE):
+        if retry_number >= self.attempts or not isinstance(exc, RETRYABLE) or not exc.retryable:
             return None
         if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
             if exc.retry_after_s > self.retry_after_cap_s:

@@ -167,7 +167,7 @@ def test_chain_retries_honour_retry_after_then_succeed(tmp_path: Path) -> None:
     out = _run(chain, tmp_path / "o.mp4")
     assert __import__("time").monotonic() - t0 >= 0.3
     assert [x.outcome for x in out.attempts] == ["failed", "failed", "succeeded"]
-    assert "retrying in 0.3 s" in (out.attempts[0].reason or "")
+    assert "retrying in 0.30 s" in (out.attempts[0].reason or "")
     assert out.attempts[2].decision and "retry 2" in out.attempts[2].decision
 
 
@@ -221,3 +221,10 @@ def test_chain_budget_skips_a_paid_call_that_would_pass_the_cap(tmp_path: Path) 
     assert out.provider == "b:1" and a.calls == []
     assert out.attempts[0].error_code == "budget_exceeded"
     assert "$0.8000" in (out.attempts[0].reason or "") and "$0.5000 left" in (out.attempts[0].reason or "")
+
+
+def test_chain_non_retryable_provider_error_falls_back_at_once(tmp_path: Path) -> None:
+    a = ScriptedProvider("a:1", "video", [Unavailable("404: model gone", retryable=False)])
+    b = ScriptedProvider("b:1", "video", [write_bytes(b"B")])
+    out = _run(FallbackChain("video", [a, b], retry=RetryPolicy(attempts=3)), tmp_path / "o.mp4")
+    assert len(a.calls) == 1 and out.provider == "b:1"
