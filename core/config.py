@@ -95,6 +95,7 @@ class Settings:
     import_roots: tuple[Path, ...] = ()
     sd_base_url: str | None = None
     http_token: Secret | None = None
+    http_allowed_hosts: tuple[str, ...] = ()
     # Encoding defaults: veryfast is the knee on 2 cores (BENCHMARKS.md).
     x264_preset: str = "veryfast"
     log_level: str = "INFO"
@@ -130,6 +131,7 @@ class Settings:
             import_roots=import_roots,
             sd_base_url=_opt(env, "YTAP_SD_BASE_URL"),
             http_token=_secret(env, "YTAP_HTTP_TOKEN"),
+            http_allowed_hosts=_list(env, "YTAP_HTTP_ALLOWED_HOSTS") or (),
             x264_preset=_opt(env, "YTAP_X264_PRESET") or "veryfast",
             log_level=(_opt(env, "YTAP_LOG_LEVEL") or "INFO").upper(),
         )

@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default="stdio")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="HOST[:PORT]",
+                       help="a Host header value clients use (required when binding beyond loopback; repeatable)")
     demo = sub.add_parser("demo", help="make a 3-scene video end to end through a real MCP client (no keys needed)")
     demo.add_argument("--video-id", default="ytap-demo")
     demo.add_argument("--home", type=Path, default=None, help="YTAP_HOME for the demo (default: the configured one)")
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "serve":
         _setup_logging(settings.log_level)
         return _serve(settings, getattr(args, "transport", "stdio"), getattr(args, "host", "127.0.0.1"),
-                      getattr(args, "port", 8000))
+                      getattr(args, "port", 8000), getattr(args, "allowed_host", []))
     _setup_logging("WARNING")
     if command == "demo":
         import anyio
@@ -63,23 +65,32 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _serve(settings: Settings, transport: str, host: str, port: int) -> int:
+def _serve(settings: Settings, transport: str, host: str, port: int, allowed_hosts: list[str]) -> int:
     from ytap_mcp.server import build_server
 
-    if transport != "stdio" and host not in ("127.0.0.1", "localhost", "::1") and not settings.http_token:
-        print(
-            f"refusing to serve on {host} without YTAP_HTTP_TOKEN: bind 127.0.0.1, or set a bearer token",
-            file=sys.stderr,
-        )
-        return 2
+    if transport != "stdio":
+        from ytap_mcp.http import HttpConfigError, security_settings
+
+        token = settings.http_token.get() if settings.http_token else None
+        hosts = [*settings.http_allowed_hosts, *allowed_hosts]
+        try:
+            security_settings(host, token, hosts)  # refuse an unprotected bind before building anything
+        except HttpConfigError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
     server = build_server(settings)
     try:
         if transport == "stdio":
             server.run("stdio")
-        elif transport == "sse":
-            server.run("sse", host=host, port=port)
         else:
-            server.run("streamable-http", host=host, port=port)
+            import anyio
+
+            from ytap_mcp.http import serve_http
+
+            print(f"ytap-mcp: {transport} on http://{host}:{port}{'/mcp' if transport == 'streamable-http' else '/sse'}"
+                  f"{' (bearer token required)' if token else ''}", file=sys.stderr)
+            anyio.run(lambda: serve_http(server, transport, host=host, port=port, token=token, allowed_hosts=hosts,
+                                         log_level=settings.log_level))
     except KeyboardInterrupt:
         pass
     finally:
