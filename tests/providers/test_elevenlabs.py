@@ -352,7 +352,7 @@ def test_elevenlabs_retry_after_is_honoured_by_the_chain(
     assert result.provider == provider.id
     first, second = result.attempts
     assert (first.outcome, first.error_code) == ("failed", "rate_limited")
-    assert "retrying in 1.0 s" in (first.reason or "")
+    assert "retrying in 1.00 s" in (first.reason or "")
     assert second.outcome == "succeeded" and "retry 1" in (second.decision or "")
     # The adapter itself never slept: the one-second pause is the chain's.
     assert time.monotonic() - started >= 1.0

@@ -612,7 +612,7 @@ def test_chain_retries_google_after_its_retry_after(tmp_path: Path, mock: Google
     result = call(chain, "image", IMAGE_SPEC, workdir(tmp_path) / "t.jpg", CallContext(settings=settings))
     limited, won = result.attempts
     assert (limited.error_code, won.provider) == ("rate_limited", "google:gemini-3.1-flash-image")
-    assert "retrying in 0.2 s" in (limited.reason or "")
+    assert "retrying in 0.20 s" in (limited.reason or "")
 
 
 # --------------------------------------------------------------------------- every capability, every failure
