@@ -9,19 +9,22 @@ anything unexpected is logged on stderr and reported without internals.
 
 from __future__ import annotations
 
+import base64
 import inspect
+import json
 import logging
 import mimetypes
 import typing
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pydantic
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.server.lowlevel.helper_types import ReadResourceContents
+from mcp_types import CallToolResult, ImageContent, ResourceLink, TextContent, ToolAnnotations
 from mcp_types import Resource as MCPResource
-from mcp_types import ToolAnnotations
 
 import tools
 from core.assets import confine, parse_uri
@@ -139,7 +142,8 @@ def _wrap(runtime: Runtime, info: ToolInfo) -> Any:
             await ctx.report_progress(last, 1.0, message)
 
         try:
-            return await fn(runtime, progress, **kwargs)
+            result = await fn(runtime, progress, **kwargs)
+            return await _with_previews(runtime, result)
         except YtapError as exc:
             raise ToolError(f"[{exc.code}] {exc.message}") from None
         except pydantic.ValidationError as exc:
@@ -157,6 +161,52 @@ def _wrap(runtime: Runtime, info: ToolInfo) -> Any:
     tool.__qualname__ = fn.__name__
     tool.__doc__ = fn.__doc__
     return tool
+
+
+_PREVIEW_KINDS = ("scene", "thumbnail", "final_video")
+
+
+async def _with_previews(runtime: Runtime, result: Any) -> Any:
+    """A finished asset's result, plus resource links and a small inline preview image.
+
+    The structured content stays the typed envelope; the content blocks add what a
+    multimodal agent can look at (a downscaled thumbnail, a contact sheet of the scenes)
+    and links to the files. Never whole media: every response stays well under 1 MiB.
+    """
+    if not isinstance(result, pydantic.BaseModel) or getattr(result, "status", None) != "succeeded":
+        return result
+    data = result.model_dump(mode="json")
+    asset = data.get("result") or {}
+    if asset.get("kind") not in (*_PREVIEW_KINDS, "narration"):
+        return result
+    import anyio.to_thread
+
+    from core.media import previews
+
+    blocks: list[Any] = [TextContent(type="text", text=json.dumps(data))]
+    blocks.append(ResourceLink(type="resource_link", uri=asset["uri"], name=Path(asset["path"]).name,
+                               mime_type=mimetypes.guess_type(asset["path"])[0], size=asset.get("bytes")))
+    if asset.get("srt_uri"):
+        blocks.append(ResourceLink(type="resource_link", uri=asset["srt_uri"], name="narration.srt",
+                                   mime_type="application/x-subrip"))
+    paths = runtime.paths(asset["workspace_id"], asset["video_id"])
+    try:
+        if asset["kind"] == "thumbnail":
+            jpeg = await anyio.to_thread.run_sync(previews.image_preview, Path(asset["path"]))
+        elif asset["kind"] == "scene":
+            clips = [(f"scene {asset['scene_index']}", Path(asset["path"]))]
+            jpeg = await anyio.to_thread.run_sync(lambda: previews.contact_sheet(clips))
+        elif asset["kind"] == "final_video":
+            clips = [(f"scene {i}", paths.resolve_ref(uri)) for i, uri in enumerate(asset.get("scenes") or [], 1)]
+            jpeg = await anyio.to_thread.run_sync(lambda: previews.contact_sheet(clips)) if clips else None
+        else:
+            jpeg = None
+    except YtapError as exc:  # a preview is a courtesy: never fail a finished job over it
+        log.warning("no preview for %s: %s", asset.get("uri"), exc.message)
+        jpeg = None
+    if jpeg:
+        blocks.append(ImageContent(type="image", data=base64.b64encode(jpeg).decode(), mime_type="image/jpeg"))
+    return CallToolResult(content=blocks, structured_content=data)
 
 
 def _validation_message(exc: pydantic.ValidationError) -> str:

@@ -224,3 +224,39 @@ def test_server_produce_video_prompt_gives_the_recipe(server: YtapServer) -> Non
     text = run(main)
     assert "generate_scene" in text and "job_status" in text and 'video_id "how-bees-talk"' in text
     assert "15 scenes" in text
+
+
+def test_server_results_carry_links_and_small_inline_previews(server: YtapServer, tmp_path: Path) -> None:
+    import base64
+
+    sizes: dict[str, int] = {}
+
+    async def call(client: Client, name: str, args: dict[str, Any]):
+        result = await client.call_tool(name, {"video_id": "pv", "wait_seconds": 40, **args})
+        assert not result.is_error, result.content
+        sizes[name] = len(result.model_dump_json(by_alias=True))
+        assert result.structured_content["status"] == "succeeded"
+        return result
+
+    async def main() -> dict[str, Any]:
+        async with Client(server) as client:
+            out = {}
+            for i in (1, 2):
+                out[f"scene{i}"] = await call(client, "generate_scene", {"scene_index": i, "prompt": f"p {i}",
+                                                                         "duration_s": 1})
+            out["narration"] = await call(client, "synthesize_narration", {"text": "Hello there, viewer."})
+            out["thumbnail"] = await call(client, "make_thumbnail", {"title": "Preview me"})
+            out["final"] = await call(client, "assemble_video", {"height": 720})
+            return out
+
+    out = run(main)
+    for name in ("scene1", "thumbnail", "final"):
+        images = [c for c in out[name].content if c.type == "image"]
+        links = [c for c in out[name].content if c.type == "resource_link"]
+        assert len(images) == 1 and images[0].mime_type == "image/jpeg", name
+        jpeg = base64.b64decode(images[0].data)
+        assert jpeg[:3] == b"\xff\xd8\xff" and len(jpeg) <= 500_000, name
+        assert links and str(links[0].uri).startswith("ytap://default/pv/"), name
+    narration_links = {str(c.uri) for c in out["narration"].content if c.type == "resource_link"}
+    assert narration_links == {"ytap://default/pv/audio/narration.wav", "ytap://default/pv/audio/narration.srt"}
+    assert max(sizes.values()) < 1024 * 1024, sizes

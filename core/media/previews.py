@@ -1,0 +1,95 @@
+"""Small inline previews so a multimodal agent can see what it made, never whole media.
+
+``image_preview``: a downscaled JPEG of an image (the thumbnail). ``contact_sheet``: one
+row per clip, its first and middle frames side by side, labelled — for a scene or for a
+whole assembly. Both stay under a byte budget (the MCP response must stay under 1 MiB).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.errors import MediaError
+
+__all__ = ["image_preview", "contact_sheet", "PREVIEW_MAX_BYTES"]
+
+PREVIEW_MAX_BYTES = 300_000
+_MAX_ROWS = 12
+
+
+def _jpeg_under(img, max_bytes: int) -> bytes:  # noqa: ANN001 - PIL.Image
+    for quality in (85, 75, 65, 55, 45):
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=quality, optimize=True)
+        if buf.tell() <= max_bytes:
+            return buf.getvalue()
+    img = img.resize((max(1, img.width // 2), max(1, img.height // 2)))
+    return _jpeg_under(img, max_bytes)
+
+
+def image_preview(path: Path, *, max_width: int = 640, max_bytes: int = PREVIEW_MAX_BYTES) -> bytes:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if im.width > max_width:
+                im = im.resize((max_width, round(im.height * max_width / im.width)), Image.LANCZOS)
+            return _jpeg_under(im, max_bytes)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise MediaError(f"cannot preview {path.name}: {exc}") from exc
+
+
+def _frames(path: Path, tile_w: int) -> list:  # first and middle frame as PIL images
+    import av
+
+    out = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        duration = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
+        for t in (0.0, duration / 2):
+            if t > 0 and stream.time_base:
+                container.seek(int(t / stream.time_base), stream=stream, backward=True)
+            frame = None
+            for frame in container.decode(stream):
+                if frame.time is None or frame.time >= t - 0.04:
+                    break
+            if frame is None:
+                continue
+            img = frame.to_image()
+            out.append(img.resize((tile_w, max(1, round(img.height * tile_w / img.width)))))
+    return out
+
+
+def contact_sheet(clips: Sequence[tuple[str, Path]], *, tile_width: int = 240,
+                  max_bytes: int = PREVIEW_MAX_BYTES) -> bytes:
+    """``clips`` as (label, path); rows beyond 12 are sampled evenly."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from core.media.fonts import font_path
+
+    if not clips:
+        raise MediaError("no clips to preview")
+    if len(clips) > _MAX_ROWS:
+        step = len(clips) / _MAX_ROWS
+        clips = [clips[int(i * step)] for i in range(_MAX_ROWS)]
+    rows = []
+    for label, path in clips:
+        try:
+            frames = _frames(path, tile_width)
+        except Exception as exc:  # PyAV raises many types; a broken clip gets a note, not a crash
+            raise MediaError(f"cannot preview {path.name}: {exc}") from exc
+        rows.append((label, frames))
+    tile_h = max((f.height for _, fr in rows for f in fr), default=tile_width * 9 // 16)
+    label_w, pad = 110, 6
+    sheet = Image.new("RGB", (label_w + 2 * (tile_width + pad) + pad, len(rows) * (tile_h + pad) + pad), (24, 24, 28))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.truetype(str(font_path("text")), 16)
+    for r, (label, frames) in enumerate(rows):
+        y = pad + r * (tile_h + pad)
+        draw.text((pad, y + tile_h // 2), label, font=font, fill=(235, 235, 235), anchor="lm")
+        for c, frame in enumerate(frames[:2]):
+            sheet.paste(frame, (label_w + pad + c * (tile_width + pad), y + (tile_h - frame.height) // 2))
+    return _jpeg_under(sheet, max_bytes)
