@@ -59,17 +59,15 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import email.utils
 import importlib.util
 import logging
 import math
 import re
 import tempfile
 import threading
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 import anyio.to_thread
@@ -87,6 +85,7 @@ from core.errors import (
     TimedOut,
     Unavailable,
 )
+from core.providers._vendor import retry_after_s, run_cancellable
 from core.providers.base import CallContext, ProviderOutput, SpeechSpec, scrub
 from core.providers.pricing import cost_usd
 from core.schemas import Capability, WordTiming
@@ -97,8 +96,6 @@ if TYPE_CHECKING:
 __all__ = ["ElevenLabsSpeechProvider", "DEFAULT_VOICE_ID", "PREMADE_VOICES", "words_from_alignment"]
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 PRODUCTION_BASE_URL = "https://api.elevenlabs.io"  # no /v1: the SDK adds it to every path
 
@@ -313,7 +310,7 @@ class ElevenLabsSpeechProvider:
                 )
 
         try:
-            return await _cancellable(call, ctx.cancel)
+            return await run_cancellable(call, ctx.cancel, "speech synthesis cancelled")
         except ApiError as exc:
             raise _from_api_error(exc, secrets) from exc
         except (TimeoutError, httpx.TimeoutException) as exc:
@@ -465,37 +462,6 @@ def _decode_mp3(audio: bytes, tmp: Path, cancel: threading.Event) -> bytes:
     return data
 
 
-async def _cancellable(fn: Callable[[], Awaitable[T]], cancel: threading.Event) -> T:
-    """Await ``fn()``, cut short when ``cancel`` is set (polled every 50 ms)."""
-    if cancel.is_set():
-        raise OperationCancelled("speech synthesis cancelled")
-    outcome: list[Any] = []
-
-    async with anyio.create_task_group() as tg:
-
-        async def run() -> None:
-            try:
-                outcome.append((True, await fn()))
-            except Exception as exc:  # re-raised below, outside the task group (no ExceptionGroup)
-                outcome.append((False, exc))
-            finally:
-                tg.cancel_scope.cancel()
-
-        async def watch() -> None:
-            while not cancel.is_set():
-                await anyio.sleep(0.05)
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(run)
-        tg.start_soon(watch)
-    if not outcome:
-        raise OperationCancelled("speech synthesis cancelled")
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value  # type: ignore[no-any-return]
-
-
 def _from_api_error(exc: Any, secrets: list[str]) -> ProviderError:
     """Map the SDK's ApiError (status, headers, body) to our tree. Never quotes headers."""
     status = exc.status_code or 0
@@ -507,18 +473,18 @@ def _from_api_error(exc: Any, secrets: list[str]) -> ProviderError:
     if code in _REFUSAL_CODES or "against_policy" in code:
         return Refused(f"ElevenLabs refused the text ({code})", reasons=[said or code])
     if code in _QUOTA_CODES or status == 402:
-        return Unavailable(f"ElevenLabs quota exceeded ({code or status}){suffix}")
+        return Unavailable(f"ElevenLabs quota exceeded ({code or status}){suffix}", retryable=False)
     if code in _BLOCKED_CODES:
-        return Unavailable(f"ElevenLabs blocked this account ({code}){suffix}")
+        return Unavailable(f"ElevenLabs blocked this account ({code}){suffix}", retryable=False)
     if status == 401:
         return NotConfigured("ELEVENLABS_API_KEY was rejected (401)" + (f": {code}" if code else ""))
     if status == 403:
         return NotConfigured(f"ELEVENLABS_API_KEY may not use text to speech (403){suffix}")
     if status == 429:
         return RateLimited(f"ElevenLabs rate limit (429, {code or 'too many requests'}){suffix}",
-                           retry_after_s=_retry_after_s(exc.headers))
+                           retry_after_s=retry_after_s(exc.headers))
     if status == 404:
-        return Unavailable(f"ElevenLabs voice or endpoint not found (404){suffix}")
+        return Unavailable(f"ElevenLabs voice or endpoint not found (404){suffix}", retryable=False)
     if status >= 500:
         return Unavailable(f"ElevenLabs server error ({status}){suffix}")
     return Unavailable(f"ElevenLabs rejected the request ({status}{', ' + code if code else ''}){suffix}")
@@ -537,25 +503,6 @@ def _detail(body: Any) -> tuple[str, str]:
     if isinstance(detail, str):
         return "", detail.strip()
     return "", ""
-
-
-def _retry_after_s(headers: Mapping[str, str] | None) -> float | None:
-    if not headers:
-        h = {}
-    else:
-        h = {str(k).lower(): str(v) for k, v in headers.items()}
-    with contextlib.suppress(ValueError):
-        if "retry-after-ms" in h:
-            return max(0.0, float(h["retry-after-ms"]) / 1000)
-    value = h.get("retry-after", "").strip()
-    if not value:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
-    with contextlib.suppress(TypeError, ValueError, IndexError):
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time())
-    return None
 
 
 def _secrets(*settings: Settings) -> list[str]:

@@ -50,8 +50,6 @@ Messages are scrubbed of every secret and never carry request headers or URLs.
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
 import json
 import logging
 import re
@@ -61,7 +59,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -74,7 +71,6 @@ from core.errors import (
     JobFailed,
     MediaError,
     NotConfigured,
-    OperationCancelled,
     ProviderError,
     RateLimited,
     Refused,
@@ -82,6 +78,7 @@ from core.errors import (
     Unavailable,
     YtapError,
 )
+from core.providers._vendor import retry_after_s, run_cancellable
 from core.providers.base import CallContext, ImageSpec, ProviderOutput, SpeechSpec, VideoSpec, scrub
 from core.providers.pricing import cost_usd
 from core.schemas import Capability
@@ -93,9 +90,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 KEY_NOT_SET = "GOOGLE_API_KEY (or GEMINI_API_KEY) not set"
-
-# How often a running call looks at ctx.cancel (a threading.Event cannot wake a coroutine).
-_CANCEL_POLL_S = 0.05
 
 # The 30 prebuilt voices of the Gemini TTS docs (speech-generation#voices). Names from other
 # vendors ("alloy") fall back to the default voice instead of failing the whole chain.
@@ -223,7 +217,7 @@ class _GoogleProvider:
                     cost_usd: float = 0.0) -> T:
         """Run one SDK call: cancellable through ctx.cancel, every failure translated."""
         try:
-            return await _cancellable(ctx.cancel, fn)
+            return await run_cancellable(fn, ctx.cancel)
         except YtapError:
             raise
         except Exception as exc:
@@ -290,7 +284,7 @@ class _GoogleProvider:
                                  f"while {what}: {detail}")
         if code == 404:
             return Unavailable(f"{who}: model or endpoint gone (404 {status or 'NOT_FOUND'}) while {what}: {detail}",
-                               cost_usd=cost)
+                               cost_usd=cost, retryable=False)
         if code == 400 and _SAFETY_WORDS.search(detail):
             return Refused(f"{who} refused the request ({label}): {detail}", reasons=[detail], cost_usd=cost)
         if code == 408:
@@ -632,36 +626,6 @@ class GeminiSpeechProvider(_GoogleProvider):
 # --------------------------------------------------------------------------- helpers
 
 
-async def _cancellable(cancel: threading.Event, fn: Callable[[], Awaitable[T]]) -> T:
-    """Await ``fn()``; if ``cancel`` is set meanwhile, abort it and raise OperationCancelled.
-
-    The call runs in a child task so its own exception comes back unwrapped (a task group
-    would wrap an exception of its host in an ExceptionGroup).
-    """
-    if cancel.is_set():
-        raise OperationCancelled("cancelled")
-    box: dict[str, Any] = {}
-    async with anyio.create_task_group() as tg:
-
-        async def run() -> None:
-            try:
-                box["value"] = await fn()
-            except Exception as exc:
-                box["error"] = exc
-            finally:
-                tg.cancel_scope.cancel()
-
-        tg.start_soon(run)
-        while not cancel.is_set():
-            await anyio.sleep(_CANCEL_POLL_S)
-        tg.cancel_scope.cancel()
-    if "error" in box:
-        raise box["error"]
-    if "value" in box:
-        return box["value"]  # type: ignore[no-any-return]
-    raise OperationCancelled("cancelled")
-
-
 def _is_timeout(exc: BaseException) -> bool:
     if isinstance(exc, TimeoutError):
         return True
@@ -700,20 +664,15 @@ def _error_reasons(details: Any) -> set[str]:
 
 
 def _retry_after_s(exc: Any) -> float | None:
-    """Retry-After (seconds or HTTP date) if the response had it, else RetryInfo.retryDelay ("37s")."""
-    headers = getattr(getattr(exc, "response", None), "headers", None)
-    value = headers.get("retry-after") if headers is not None else None
-    if value:
-        value = value.strip()
-        with contextlib.suppress(ValueError):
-            return max(0.0, float(value))
-        with contextlib.suppress(TypeError, ValueError):
-            when = email.utils.parsedate_to_datetime(value)
-            return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    """Retry-After (:func:`~core.providers._vendor.retry_after_s`) if the response had it, else
+    RetryInfo.retryDelay ("37s") from the google.rpc.Status body."""
+    from_header = retry_after_s(getattr(getattr(exc, "response", None), "headers", None))
+    if from_header is not None:
+        return from_header
     error = exc.details.get("error", exc.details) if isinstance(exc.details, dict) else {}
     for d in (error.get("details") or []) if isinstance(error, dict) else []:
         if isinstance(d, dict) and str(d.get("@type", "")).endswith("google.rpc.RetryInfo"):
-            m = re.fullmatch(r"\s*([0-9.]+)s\s*", str(d.get("retryDelay", "")))
+            m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)s\s*", str(d.get("retryDelay", "")))
             if m:
                 return float(m.group(1))
     return None

@@ -39,7 +39,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import email.utils
 import io
 import json
 import logging
@@ -49,7 +48,7 @@ import time
 import typing
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -64,7 +63,6 @@ from core.errors import (
     JobFailed,
     MediaError,
     NotConfigured,
-    OperationCancelled,
     ProviderError,
     RateLimited,
     Refused,
@@ -72,6 +70,7 @@ from core.errors import (
     Unavailable,
 )
 from core.providers import pricing
+from core.providers._vendor import cancel_on, retry_after_s
 from core.providers.base import CallContext, ImageSpec, ProviderOutput, SpeechSpec, VideoSpec, scrub
 from core.schemas import Capability, SegmentTiming
 
@@ -88,11 +87,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_retry_after_s = retry_after_s  # the name tests/providers/test_openai.py imports
+
 KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_VOICE = "alloy"
 # Raw PCM from /audio/speech: 24 kHz, 16-bit signed little-endian, mono (OpenAI's TTS guide).
 PCM_FORMAT: tuple[str, int, int] = ("s16le", 24000, 1)
-_CANCEL_POLL_S = 0.1
 # Error codes OpenAI uses when its safety system blocks a request or a generation.
 _MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation", "content_filter",
                                "image_content_policy_violation", "safety_violation"})
@@ -218,8 +218,9 @@ class _OpenAIProvider:
         message = self._scrub(_vendor_message(exc))
         if isinstance(exc, openai.RateLimitError):
             if code == "insufficient_quota":
-                return Unavailable(f"OpenAI quota exhausted (429 insufficient_quota): {message}", cost_usd=cost_usd)
-            retry_after = _retry_after_s(exc.response.headers)
+                return Unavailable(f"OpenAI quota exhausted (429 insufficient_quota): {message}", cost_usd=cost_usd,
+                                   retryable=False)
+            retry_after = retry_after_s(exc.response.headers)
             hint = f", retry after {retry_after:g} s" if retry_after is not None else ""
             return RateLimited(f"OpenAI rate limit (429{hint}): {message}", retry_after_s=retry_after,
                                cost_usd=cost_usd)
@@ -227,7 +228,7 @@ class _OpenAIProvider:
             return NotConfigured(f"{KEY_ENV} was rejected ({status}): {message}", cost_usd=cost_usd)
         if status == 404:
             return Unavailable(f"the OpenAI endpoint or model {self.model} is gone (404) for {what}: {message}",
-                               cost_usd=cost_usd)
+                               cost_usd=cost_usd, retryable=False)
         if status == 400 and _is_moderation(body):
             return Refused(f"OpenAI's safety system refused {what}: {message}", reasons=_moderation_reasons(body),
                            cost_usd=cost_usd)
@@ -253,30 +254,6 @@ class _OpenAIProvider:
         return size
 
 
-@contextlib.asynccontextmanager
-async def _cancel_on(event: threading.Event, what: str) -> AsyncIterator[None]:
-    """Cancel the body as soon as ``event`` is set (it is a thread-safe flag, not awaitable)."""
-    error: Exception | None = None
-    async with anyio.create_task_group() as tg:
-
-        async def watch() -> None:
-            while not event.is_set():
-                await anyio.sleep(_CANCEL_POLL_S)
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(watch)
-        try:
-            yield
-        except Exception as exc:  # re-raised below, unwrapped from the task group's ExceptionGroup
-            error = exc
-        finally:
-            tg.cancel_scope.cancel()
-    if event.is_set():
-        raise OperationCancelled(f"{what} cancelled")
-    if error is not None:
-        raise error
-
-
 def _scrub_chain(exc: BaseException | None, scrub_text: Callable[[str], str]) -> None:
     """Scrub secrets from the text of ``exc`` and the exceptions it was raised from, in place."""
     seen: set[int] = set()
@@ -298,26 +275,6 @@ def _vendor_message(exc: Any) -> str:
     if isinstance(message, str) and message:
         return message
     return getattr(exc, "message", None) or str(exc)
-
-
-def _retry_after_s(headers: Any) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` (OpenAI's) or ``retry-after`` (seconds or HTTP date)."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        with contextlib.suppress(ValueError):
-            return max(0.0, float(raw_ms) / 1000)
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _is_moderation(body: dict[str, Any]) -> bool:
@@ -460,7 +417,7 @@ class OpenAISpeechProvider(_OpenAIProvider):
             return pricing.cost_usd(self.id, billed_chars)
 
         try:
-            async with _cancel_on(ctx.cancel, "speech synthesis"):
+            async with cancel_on(ctx.cancel, "speech synthesis cancelled"):
                 for n, (segment, chunk) in enumerate(plan):
                     ctx.progress(0.9 * n / len(plan), f"{self.model}: segment {segment + 1} of {len(texts)}")
                     path = _part_path(out, f"openai-{n + 1:03d}", suffix)
@@ -563,7 +520,7 @@ class OpenAIImageProvider(_OpenAIProvider):
         cost = self.estimate_cost_usd(spec)
         raw = _part_path(out, "openai-background", ".img")
         try:
-            async with _cancel_on(ctx.cancel, "thumbnail generation"):
+            async with cancel_on(ctx.cancel, "thumbnail generation cancelled"):
                 ctx.progress(0.05, f"{self.model}: generating the background")
                 # Streamed, so that a body cut short after a 200 (billed) is told apart from a
                 # connection that failed before any answer (not billed).
@@ -676,7 +633,7 @@ class OpenAIVideoProvider(_OpenAIProvider):
         cost = self.estimate_cost_usd(spec)
         raw = _part_path(out, "openai-clip", ".mp4")
         try:
-            async with _cancel_on(ctx.cancel, f"scene {spec.scene_index} generation"):
+            async with cancel_on(ctx.cancel, f"scene {spec.scene_index} generation cancelled"):
                 ctx.progress(0.02, f"{self.model}: submitting a {seconds} s clip")
                 form: dict[str, Any] = dict(model=self.model, prompt=self.prompt_for(spec), seconds=str(seconds),
                                             size=self.size_for(spec))
