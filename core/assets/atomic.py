@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,21 +51,26 @@ def atomic_write_text(final: Path, text: str) -> None:
     atomic_write_bytes(final, text.encode("utf-8"))
 
 
-_PART_RE = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.[^.]*\.part$")
+# ".{stem}.{pid}-{hex8}{suffix}.part", plus anything a writer derived from such a name
+# (e.g. a scratch folder ".{that name}.xyz.text" next to it).
+_PART_RE = re.compile(r"^\..*?\.(\d+)-[0-9a-f]{8}\.[^./]*\.part(?:\..*)?$")
 
 
 def sweep_partials(root: Path) -> int:
-    """Delete ``.*.part`` leftovers under ``root`` whose writer process is gone; return how many."""
+    """Delete ``.*.part`` leftovers (files or scratch folders) under ``root`` whose writer process is gone."""
     if not root.exists():
         return 0
     removed = 0
-    for p in root.rglob(f".*{PART_SUFFIX}"):
+    for p in sorted(root.rglob(".*"), key=lambda x: len(x.parts)):
         m = _PART_RE.match(p.name)
-        if m is None or not p.is_file():
+        if m is None or not p.exists():
             continue
         if int(m.group(1)) == os.getpid() or not pid_alive(int(m.group(1))):
             with contextlib.suppress(OSError):
-                p.unlink()
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
                 removed += 1
     return removed
 

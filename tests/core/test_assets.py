@@ -187,3 +187,10 @@ def test_registry_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:
 def test_atomic_write_text_roundtrip(tmp_path: Path) -> None:
     atomic_write_text(tmp_path / "m.json", "{}\n")
     assert (tmp_path / "m.json").read_text() == "{}\n"
+
+
+def test_sweep_partials_removes_a_dead_writers_scratch_folder(tmp_path: Path) -> None:
+    scratch = tmp_path / "..scene_001.999999999-0123abcd.mp4.part.k3j2h1.text"
+    scratch.mkdir()
+    (scratch / "0.txt").write_text("title")
+    assert sweep_partials(tmp_path) == 1 and not scratch.exists()
