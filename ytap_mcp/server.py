@@ -21,9 +21,10 @@ from typing import Any
 
 import pydantic
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.shared.exceptions import MCPError
 from mcp.server.lowlevel.helper_types import ReadResourceContents
-from mcp_types import CallToolResult, ImageContent, ResourceLink, TextContent, ToolAnnotations
+from mcp_types import INVALID_PARAMS, CallToolResult, ImageContent, ResourceLink, TextContent, ToolAnnotations
 from mcp_types import Resource as MCPResource
 
 import tools
@@ -55,27 +56,28 @@ class YtapServer(MCPServer[Any]):
         self.runtime = runtime
 
     async def read_resource(self, uri: Any, context: Context[Any, Any] | None = None) -> Iterable[ReadResourceContents]:
+        # Every refusal is "not found" (-32602 Invalid Params, SEP-2164): the uri is the caller's to fix.
         text = str(uri)
         try:
             parsed = parse_uri(text)
+            if parsed.job_id:
+                env = self.runtime.jobs.envelope(parsed.job_id)
+                return [ReadResourceContents(content=env.model_dump_json(indent=2), mime_type="application/json")]
+            paths = self.runtime.paths(parsed.workspace_id or "", parsed.video_id or "")
         except YtapError as exc:
-            raise ResourceError(exc.message) from None
-        if parsed.job_id:
-            env = self.runtime.jobs.envelope(parsed.job_id)
-            return [ReadResourceContents(content=env.model_dump_json(indent=2), mime_type="application/json")]
-        paths = self.runtime.paths(parsed.workspace_id or "", parsed.video_id or "")
+            raise ResourceNotFoundError(exc.message) from None
         if parsed.relative == "manifest":
             if not paths.manifest.is_file():
-                raise ResourceError(f"video {parsed.workspace_id}/{parsed.video_id} has no manifest yet")
+                raise ResourceNotFoundError(f"video {parsed.workspace_id}/{parsed.video_id} has no manifest yet")
             return [ReadResourceContents(content=paths.manifest.read_text("utf-8"), mime_type="application/json")]
         try:
             if (paths.root / parsed.relative).is_symlink():
-                raise ResourceError("symlinks are not served")
+                raise ResourceNotFoundError("symlinks are not served")
             path = confine(paths.root, paths.root / parsed.relative)
         except YtapError as exc:
-            raise ResourceError(exc.message) from None
+            raise ResourceNotFoundError(exc.message) from None
         if not path.is_file() or path.name.endswith(".part"):
-            raise ResourceError(f"{text} does not exist")
+            raise ResourceNotFoundError(f"{text} does not exist")
         size = path.stat().st_size
         if size > _MAX_INLINE_RESOURCE_BYTES:
             raise ResourceError(
@@ -85,6 +87,16 @@ class YtapServer(MCPServer[Any]):
         if mime.startswith("text/") or mime in ("application/json", "application/x-subrip"):
             return [ReadResourceContents(content=path.read_text("utf-8", errors="replace"), mime_type=mime)]
         return [ReadResourceContents(content=path.read_bytes(), mime_type=mime)]
+
+    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None,
+                         context: Context[Any, Any] | None = None) -> Any:
+        # The SDK answers an unknown prompt or bad arguments with an internal error; they are the caller's to fix.
+        if self._prompt_manager.get_prompt(name) is None:
+            raise MCPError(code=INVALID_PARAMS, message=f"unknown prompt {name!r}; the server has: produce_video")
+        try:
+            return await super().get_prompt(name, arguments, context)
+        except ValueError as exc:
+            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
 
     async def list_resources(self) -> list[MCPResource]:
         """Every video's manifest and final video (files are reachable through the templates)."""

@@ -260,3 +260,21 @@ def test_server_results_carry_links_and_small_inline_previews(server: YtapServer
     narration_links = {str(c.uri) for c in out["narration"].content if c.type == "resource_link"}
     assert narration_links == {"ytap://default/pv/audio/narration.wav", "ytap://default/pv/audio/narration.srt"}
     assert max(sizes.values()) < 1024 * 1024, sizes
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_server_unknown_job_resource_and_prompt_are_invalid_params(server: YtapServer, mode: str) -> None:
+    from mcp.shared.exceptions import MCPError
+
+    async def main() -> list[int]:
+        codes = []
+        async with Client(server, mode=mode) as client:
+            for call in (lambda: client.read_resource("ytap://jobs/job_0123456789abcdef0123"),
+                         lambda: client.read_resource("ytap://default/nope/final_video.mp4"),
+                         lambda: client.get_prompt("nope", {})):
+                with pytest.raises(MCPError) as info:
+                    await call()
+                codes.append(info.value.error.code)
+        return codes
+
+    assert run(main) == [-32602, -32602, -32602]
