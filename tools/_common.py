@@ -20,6 +20,8 @@ __all__ = [
     "ProviderIds",
     "WaitSeconds",
     "run_job",
+    "finished_job",
+    "Fresh",
     "ProgressSink",
 ]
 
@@ -75,6 +77,18 @@ class ToolInfo:
 
 
 R = TypeVar("R", bound=BaseModel)
+
+Fresh = Annotated[
+    bool,
+    Field(description="Regenerate even if an identical request (same providers, prompt and parameters) already "
+          "made an asset; false returns that asset at once with cached=true, at no cost."),
+]
+
+
+def finished_job(rt: Runtime, kind: str, result: R, *, workspace_id: str, video_id: str) -> JobEnvelope[R]:
+    """The envelope of work that was already done (a cache hit): no job runs, but job_status knows it."""
+    env = rt.jobs.finished(kind, result, workspace_id=workspace_id, video_id=video_id, message="done (cached)")
+    return JobEnvelope[type(result)].model_validate(env.model_dump())  # type: ignore[misc]
 
 
 async def run_job(

@@ -6,8 +6,18 @@ from pydantic import Field
 
 from core.runtime import Runtime
 from core.schemas import JobEnvelope, SceneRequest, SceneResult
+from core.services.scenes import cached_scene
 from core.services.scenes import generate_scene as generate_scene_service
-from tools._common import ProgressSink, ProviderIds, VideoId, WaitSeconds, WorkspaceId, run_job
+from tools._common import (
+    Fresh,
+    ProgressSink,
+    ProviderIds,
+    VideoId,
+    WaitSeconds,
+    WorkspaceId,
+    run_job,
+    finished_job,
+)
 
 
 async def generate_scene(
@@ -27,6 +37,7 @@ async def generate_scene(
     style: Annotated[str, Field(description="Visual style, e.g. 'cinematic, golden hour'. Empty: none.", max_length=500)] = "",
     negative_prompt: Annotated[str, Field(description="What the scene must not show. Empty: none.", max_length=2000)] = "",
     providers: ProviderIds = (),
+    fresh: Fresh = False,
     wait_seconds: WaitSeconds = 20.0,
 ) -> JobEnvelope[SceneResult]:
     """Generate one scene clip (scenes/scene_NNN.mp4) with the best available video provider, falling back to a local animated title card. Returns a job envelope: if status is not yet 'succeeded', poll job_status with its job_id. Calling again with the same scene_index replaces that scene."""
@@ -40,8 +51,11 @@ async def generate_scene(
         style=style or None,
         negative_prompt=negative_prompt or None,
         providers=list(providers) or None,
+        fresh=fresh,
     )
     rt.catalog.chain_ids("video", req.providers)  # an unknown id is the caller's error, now
+    if (hit := cached_scene(rt, req)) is not None:
+        return finished_job(rt, "generate_scene", hit, workspace_id=workspace_id, video_id=video_id)
     return await run_job(
         rt,
         progress,

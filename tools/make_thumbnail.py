@@ -6,8 +6,18 @@ from pydantic import Field
 
 from core.runtime import Runtime
 from core.schemas import JobEnvelope, ThumbnailRequest, ThumbnailResult
+from core.services.thumbnails import cached_thumbnail
 from core.services.thumbnails import make_thumbnail as make_thumbnail_service
-from tools._common import ProgressSink, ProviderIds, VideoId, WaitSeconds, WorkspaceId, run_job
+from tools._common import (
+    Fresh,
+    ProgressSink,
+    ProviderIds,
+    VideoId,
+    WaitSeconds,
+    WorkspaceId,
+    run_job,
+    finished_job,
+)
 
 
 async def make_thumbnail(
@@ -23,6 +33,7 @@ async def make_thumbnail(
                                  "derived from the title.", max_length=4000)] = "",
     style: Annotated[str, Field(description="Look and palette, e.g. 'dark tech' or 'warm bright'.", max_length=500)] = "",
     providers: ProviderIds = (),
+    fresh: Fresh = False,
     wait_seconds: WaitSeconds = 20.0,
 ) -> JobEnvelope[ThumbnailResult]:
     """Make the video's thumbnail (thumbnail.jpg, 1280x720 JPEG under 2 MB) with the best available image provider, falling back to a designed local title card. Returns a job envelope: poll job_status while it runs."""
@@ -34,8 +45,11 @@ async def make_thumbnail(
         prompt=prompt or None,
         style=style or None,
         providers=list(providers) or None,
+        fresh=fresh,
     )
     rt.catalog.chain_ids("image", req.providers)
+    if (hit := cached_thumbnail(rt, req)) is not None:
+        return finished_job(rt, "make_thumbnail", hit, workspace_id=workspace_id, video_id=video_id)
     return await run_job(
         rt,
         progress,

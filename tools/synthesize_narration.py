@@ -6,8 +6,18 @@ from pydantic import Field
 
 from core.runtime import Runtime
 from core.schemas import JobEnvelope, NarrationRequest, NarrationResult
+from core.services.narration import cached_narration
 from core.services.narration import synthesize_narration as synthesize_narration_service
-from tools._common import ProgressSink, ProviderIds, VideoId, WaitSeconds, WorkspaceId, run_job
+from tools._common import (
+    Fresh,
+    ProgressSink,
+    ProviderIds,
+    VideoId,
+    WaitSeconds,
+    WorkspaceId,
+    run_job,
+    finished_job,
+)
 
 
 async def synthesize_narration(
@@ -29,6 +39,7 @@ async def synthesize_narration(
     instructions: Annotated[str, Field(description="Tone of voice for providers that take it, e.g. 'warm, curious'.",
                                        max_length=2000)] = "",
     providers: ProviderIds = (),
+    fresh: Fresh = False,
     wait_seconds: WaitSeconds = 20.0,
 ) -> JobEnvelope[NarrationResult]:
     """Synthesize the narration (audio/narration.wav, 48 kHz stereo, plus audio/narration.srt) with the best available speech provider, falling back to local espeak-ng. The result has per-segment and per-word timings. Returns a job envelope: poll job_status while it runs."""
@@ -42,9 +53,12 @@ async def synthesize_narration(
         pitch_semitones=pitch_semitones,
         instructions=instructions or None,
         providers=list(providers) or None,
+        fresh=fresh,
     )
     req.texts()  # raises when neither text nor segments was given
     rt.catalog.chain_ids("speech", req.providers)
+    if (hit := cached_narration(rt, req)) is not None:
+        return finished_job(rt, "synthesize_narration", hit, workspace_id=workspace_id, video_id=video_id)
     return await run_job(
         rt,
         progress,

@@ -65,6 +65,14 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE INDEX IF NOT EXISTS attempts_video ON attempts (workspace_id, video_id);
 CREATE INDEX IF NOT EXISTS attempts_asset ON attempts (asset_id);
 
+CREATE TABLE IF NOT EXISTS cache (
+    request_key   TEXT PRIMARY KEY,
+    asset_id      TEXT NOT NULL,
+    sha256        TEXT NOT NULL,
+    hits          INTEGER NOT NULL DEFAULT 0,
+    created_at    TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS jobs (
     job_id        TEXT PRIMARY KEY,
     kind          TEXT NOT NULL,
@@ -334,15 +342,50 @@ class Registry:
         with self._lock:
             atomic_write_text(paths.manifest, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
 
-    # --- jobs -------------------------------------------------------------------------
+    # --- request cache ----------------------------------------------------------------
 
-    def create_job(self, job_id: str, kind: str, workspace_id: str | None, video_id: str | None) -> JobRow:
-        now = utc_now()
+    def cache_get(self, request_key: str) -> tuple[AssetRow, str] | None:
+        rows = self._query("SELECT asset_id, sha256 FROM cache WHERE request_key=?", (request_key,))
+        if not rows:
+            return None
+        try:
+            return self.get_asset(rows[0]["asset_id"]), rows[0]["sha256"]
+        except AssetNotFound:
+            return None
+
+    def cache_put(self, request_key: str, asset_id: str, sha256: str) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO jobs (job_id, kind, workspace_id, video_id, status, progress, message, owner_pid,"
-                " created_at, updated_at) VALUES (?,?,?,?, 'queued', 0, 'queued', ?, ?, ?)",
-                (job_id, kind, workspace_id, video_id, os.getpid(), now, now),
+                "INSERT INTO cache (request_key, asset_id, sha256, hits, created_at) VALUES (?,?,?,0,?) "
+                "ON CONFLICT(request_key) DO UPDATE SET asset_id=excluded.asset_id, sha256=excluded.sha256",
+                (request_key, asset_id, sha256, utc_now()),
+            )
+
+    def cache_hit(self, request_key: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE cache SET hits = hits + 1 WHERE request_key=?", (request_key,))
+
+    def cache_forget(self, request_key: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM cache WHERE request_key=?", (request_key,))
+
+    def cache_stats(self) -> tuple[int, int]:
+        row = self._query("SELECT COUNT(*) AS n, COALESCE(SUM(hits), 0) AS hits FROM cache")[0]
+        return int(row["n"]), int(row["hits"])
+
+    # --- jobs -------------------------------------------------------------------------
+
+    def create_job(self, job_id: str, kind: str, workspace_id: str | None, video_id: str | None,
+                   *, result: dict[str, Any] | None = None, message: str = "queued") -> JobRow:
+        """A new job row; with ``result`` it is born succeeded (a cache hit needs no work)."""
+        now = utc_now()
+        status, progress = ("succeeded", 1.0) if result is not None else ("queued", 0.0)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO jobs (job_id, kind, workspace_id, video_id, status, progress, message, result_json,"
+                " owner_pid, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (job_id, kind, workspace_id, video_id, status, progress, message,
+                 json.dumps(result) if result is not None else None, os.getpid(), now, now),
             )
         return self.get_job(job_id)
 

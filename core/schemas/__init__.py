@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "ID_PATTERN",
@@ -85,6 +85,7 @@ class _VideoScoped(_Model):
     workspace_id: str = Field("default", pattern=ID_PATTERN)
     video_id: str = Field(pattern=ID_PATTERN)
     providers: list[str] | None = None
+    fresh: bool = Field(False, description="regenerate even when an identical request is in the cache")
 
 
 class SceneRequest(_VideoScoped):
@@ -136,10 +137,19 @@ class ThumbnailRequest(_VideoScoped):
 
 
 class Overlay(_Model):
-    text: str = Field(min_length=1, max_length=200)
-    start_s: float = Field(ge=0)
-    end_s: float = Field(gt=0)
-    position: Literal["top", "center", "bottom", "top-left", "top-right", "bottom-left", "bottom-right"] = "top"
+    """A line of text drawn over the picture between two times (same pass as the captions)."""
+
+    text: str = Field(min_length=1, max_length=200, description="The text; long text is wrapped to the caption width.")
+    start_s: float = Field(ge=0, le=36_000, description="When it appears, seconds from the start of the video.")
+    end_s: float = Field(gt=0, le=36_000, description="When it disappears (after start_s).")
+    position: Literal["top", "center", "bottom", "top-left", "top-right", "bottom-left", "bottom-right"] = Field(
+        "top", description="Where on the frame; bottom positions stay clear of the captions and of the Shorts interface.")
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Overlay:
+        if self.end_s <= self.start_s:
+            raise ValueError(f"overlay {self.text[:40]!r}: end_s ({self.end_s}) must be after start_s ({self.start_s})")
+        return self
 
 
 class AssemblyRequest(_Model):
@@ -153,9 +163,34 @@ class AssemblyRequest(_Model):
     height: int = Field(1080, ge=720, le=2160)
     captions: bool = True
     transition: Literal["cut", "crossfade"] = "cut"
+    crossfade_s: float = Field(0.5, ge=0.1, le=3.0, description="crossfade length (video and audio), seconds")
+    fit: Literal["contain", "cover", "blur"] = Field("contain", description="a scene of another shape: contain (bars), cover (crop), blur (blurred fill)")
     overlays: list[Overlay] = Field(default_factory=list, max_length=50)
     watermark: str | None = None
+    watermark_position: Literal["top-left", "top-right", "bottom-left", "bottom-right"] = "bottom-right"
+    watermark_opacity: float = Field(0.6, ge=0.05, le=1.0)
+    music_volume_db: float = Field(-12.0, ge=-40, le=0, description="music loudness relative to the narration, dB")
+    scene_audio_volume_db: float = Field(-10.0, ge=-60, le=0,
+                                         description="the scenes' own sound relative to the narration, dB")
     loudness_lufs: float = Field(-14.0, ge=-30, le=-8)
+    presenter_scenes: list[int] = Field(default_factory=list, max_length=100,
+                                        description="1-based positions in scenes of green-screen presenter clips")
+    chroma_color: str = Field("#00FF00", pattern=r"^(#|0x)?[0-9A-Fa-f]{6}$")
+    chroma_similarity: float = Field(0.15, ge=0.01, le=0.6)
+    chroma_blend: float = Field(0.05, ge=0.0, le=0.5)
+    export_webm: bool = False
+    hardware_encoder: bool = True
+
+    @field_validator("presenter_scenes")
+    @classmethod
+    def _positions(cls, v: list[int]) -> list[int]:
+        for n in v:
+            if n < 2:
+                raise ValueError(f"presenter scene {n}: a presenter clip needs a scene before it as its background "
+                                 "(positions start at 1, and position 1 has nothing before it)")
+        if len(set(v)) != len(v):
+            raise ValueError("presenter_scenes lists a position twice")
+        return sorted(v)
 
 
 # --- results ----------------------------------------------------------------------------
@@ -216,20 +251,39 @@ class VideoProperties(_Model):
     channels: int | None
     audio_duration_s: float | None
     faststart: bool
+    gop_frames: int | None = Field(None, description="longest keyframe-to-keyframe distance, frames")
+    closed_gop: bool | None = Field(None, description="every keyframe is an IDR picture")
+    max_b_frames: int | None = Field(None, description="longest run of consecutive B-frames")
+    color_primaries: str | None = None
+    color_transfer: str | None = None
+    color_space: str | None = None
+    video_bitrate_kbps: int | None = None
+    audio_bitrate_kbps: int | None = None
+    integrated_lufs: float | None = Field(None, description="EBU R128 integrated loudness of the file, LUFS")
+    true_peak_dbtp: float | None = Field(None, description="EBU R128 true peak of the file, dBTP")
 
 
 class ReadinessCheck(_Model):
-    ready: bool
-    deviations: list[str] = Field(default_factory=list)
+    ready: bool = Field(description="true when nothing deviates from YouTube's recommended upload settings")
+    deviations: list[str] = Field(default_factory=list, description="every deviation, in words that say what is off")
 
 
 class AssemblyResult(AssetResult):
     scenes: list[str] = Field(description="uris of the scenes used, in order")
     narration: str | None = None
-    encoder: str
-    encode_passes: int
+    music: str | None = None
+    encoder: str = Field(description="video encoder used: libx264, a hardware encoder, or copy (stream copy)")
+    encode_passes: int = Field(description="video encode passes: 1, or 0 when the scenes were stream-copied")
+    stream_copy: bool = False
     properties: VideoProperties
     youtube_readiness: ReadinessCheck
+    captions_burned: bool = False
+    srt_path: str | None = Field(None, description="caption sidecar (SRT) timed to this video")
+    srt_uri: str | None = None
+    webm_path: str | None = Field(None, description="the WebM (VP9/Opus) export, when asked for")
+    webm_uri: str | None = None
+    hold_s: float = Field(0.0, description="how long the last frame is held so the narration is not cut off")
+    notes: list[str] = Field(default_factory=list, description="decisions worth knowing (fallbacks, skipped steps)")
 
 
 # --- jobs -------------------------------------------------------------------------------
@@ -276,6 +330,8 @@ class ReportTotals(_Model):
     by_provider: dict[str, float]
     by_capability: dict[str, float]
     by_video: dict[str, float]
+    cache_entries: int = Field(0, description="requests remembered by the content-addressed cache (all videos)")
+    cache_hits: int = Field(0, description="requests answered from the cache instead of a provider (all videos)")
 
 
 class ProviderReport(_Model):

@@ -2,31 +2,65 @@
 
 from __future__ import annotations
 
-from core.assets import atomic_target, atomic_write_text
+from core.assets import AssetRow, VideoPaths, atomic_target, atomic_write_text
 from core.errors import BadOutput
 from core.jobs import JobHandle
 from core.media.probe import probe
 from core.media.srt import to_srt
 from core.providers.base import SpeechSpec
 from core.runtime import Runtime
-from core.schemas import NarrationRequest, NarrationResult
+from core.schemas import Attempt, NarrationRequest, NarrationResult, SegmentTiming
+from core.services import cache
 from core.services.common import asset_fields, call_context, record_failure
 
-__all__ = ["synthesize_narration"]
+__all__ = ["synthesize_narration", "cached_narration"]
+
+
+def _spec(req: NarrationRequest) -> SpeechSpec:
+    return SpeechSpec(
+        segments=tuple(req.texts()),
+        voice=req.voice,
+        speed=req.speed,
+        pitch_semitones=req.pitch_semitones,
+        instructions=req.instructions,
+    )
+
+
+def _key(rt: Runtime, req: NarrationRequest) -> str:
+    return cache.request_key("speech", rt.catalog.chain_ids("speech", req.providers), _spec(req))
+
+
+def _result(paths: VideoPaths, row: AssetRow, attempts: list[Attempt], *, cached: bool = False) -> NarrationResult:
+    return NarrationResult(
+        **asset_fields(paths, row, attempts, cached=cached),
+        segments=[SegmentTiming(**s) for s in row.props.get("segments", [])],
+        srt_path=str(paths.narration_srt.resolve()),
+        srt_uri=paths.uri(paths.narration_srt),
+        voice=row.props.get("voice"),
+    )
+
+
+def cached_narration(rt: Runtime, req: NarrationRequest, job_id: str | None = None) -> NarrationResult | None:
+    if req.fresh:
+        return None
+    hit = cache.lookup(rt, _key(rt, req))
+    if hit is None or hit.row.kind != "narration":
+        return None
+    paths = rt.paths(req.workspace_id, req.video_id)
+    srt = hit.path.parent / "narration.srt"
+    row, attempts = cache.place_copy(rt, hit, paths, paths.narration, capability="speech", scene_index=None,
+                                     job_id=job_id, extra_files={srt: paths.narration_srt} if srt.is_file() else None)
+    return _result(paths, row, attempts, cached=True)
 
 
 async def synthesize_narration(rt: Runtime, req: NarrationRequest, handle: JobHandle) -> NarrationResult:
     paths = rt.paths(req.workspace_id, req.video_id)
     texts = req.texts()
     chain = rt.catalog.chain("speech", req.providers)
+    if (hit := cached_narration(rt, req, handle.job_id)) is not None:
+        return hit
     paths.ensure()
-    spec = SpeechSpec(
-        segments=tuple(texts),
-        voice=req.voice,
-        speed=req.speed,
-        pitch_semitones=req.pitch_semitones,
-        instructions=req.instructions,
-    )
+    spec = _spec(req)
     handle.progress(0.01, f"synthesizing {len(texts)} segment(s)")
     try:
         with atomic_target(paths.narration) as tmp:
@@ -63,10 +97,5 @@ async def synthesize_narration(rt: Runtime, req: NarrationRequest, handle: JobHa
         capability="speech",
         job_id=handle.job_id,
     )
-    return NarrationResult(
-        **asset_fields(paths, row, output.attempts),
-        segments=segments,
-        srt_path=str(paths.narration_srt.resolve()),
-        srt_uri=paths.uri(paths.narration_srt),
-        voice=output.voice or req.voice,
-    )
+    cache.remember(rt, _key(rt, req), row, paths.narration)
+    return _result(paths, row, output.attempts)

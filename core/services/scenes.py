@@ -12,19 +12,17 @@ from core.media.probe import probe
 from core.providers.base import VideoSpec
 from core.runtime import Runtime
 from core.schemas import SceneRequest, SceneResult
+from core.services import cache
 from core.services.common import asset_fields, call_context, record_failure
 
-__all__ = ["generate_scene", "SCENE_FPS"]
+__all__ = ["generate_scene", "cached_scene", "SCENE_FPS"]
 
 SCENE_FPS = 30
 
 
-async def generate_scene(rt: Runtime, req: SceneRequest, handle: JobHandle) -> SceneResult:
-    paths = rt.paths(req.workspace_id, req.video_id)
-    chain = rt.catalog.chain("video", req.providers)  # unknown ids fail here, before any work
-    paths.ensure()
+def _spec(req: SceneRequest) -> VideoSpec:
     width, height = req.size
-    spec = VideoSpec(
+    return VideoSpec(
         prompt=req.prompt,
         scene_index=req.scene_index,
         duration_s=req.duration_s,
@@ -35,6 +33,34 @@ async def generate_scene(rt: Runtime, req: SceneRequest, handle: JobHandle) -> S
         style=req.style,
         negative_prompt=req.negative_prompt,
     )
+
+
+def _key(rt: Runtime, req: SceneRequest) -> str:
+    return cache.request_key("video", rt.catalog.chain_ids("video", req.providers), _spec(req))
+
+
+def cached_scene(rt: Runtime, req: SceneRequest, job_id: str | None = None) -> SceneResult | None:
+    """The result of an identical earlier request, placed in this scene's slot; None on a miss or ``fresh``."""
+    if req.fresh:
+        return None
+    hit = cache.lookup(rt, _key(rt, req))
+    if hit is None or hit.row.kind != "scene":
+        return None
+    paths = rt.paths(req.workspace_id, req.video_id)
+    row, attempts = cache.place_copy(rt, hit, paths, paths.scene(req.scene_index), capability="video",
+                                     scene_index=req.scene_index, job_id=job_id)
+    return SceneResult(**asset_fields(paths, row, attempts, cached=True), scene_index=req.scene_index,
+                       prompt=req.prompt)
+
+
+async def generate_scene(rt: Runtime, req: SceneRequest, handle: JobHandle) -> SceneResult:
+    paths = rt.paths(req.workspace_id, req.video_id)
+    chain = rt.catalog.chain("video", req.providers)  # unknown ids fail here, before any work
+    if (hit := cached_scene(rt, req, handle.job_id)) is not None:
+        return hit
+    paths.ensure()
+    width, height = req.size
+    spec = _spec(req)
     final = paths.scene(req.scene_index)
     handle.progress(0.01, f"generating scene {req.scene_index}")
     try:
@@ -81,4 +107,5 @@ async def generate_scene(rt: Runtime, req: SceneRequest, handle: JobHandle) -> S
         scene_index=req.scene_index,
         job_id=handle.job_id,
     )
+    cache.remember(rt, _key(rt, req), row, final)
     return SceneResult(**asset_fields(paths, row, output.attempts), scene_index=req.scene_index, prompt=req.prompt)

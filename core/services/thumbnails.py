@@ -8,9 +8,10 @@ from core.jobs import JobHandle
 from core.providers.base import ImageSpec
 from core.runtime import Runtime
 from core.schemas import ThumbnailRequest, ThumbnailResult
+from core.services import cache
 from core.services.common import asset_fields, call_context, record_failure
 
-__all__ = ["make_thumbnail", "THUMBNAIL_SIZE", "THUMBNAIL_MAX_BYTES"]
+__all__ = ["make_thumbnail", "cached_thumbnail", "THUMBNAIL_SIZE", "THUMBNAIL_MAX_BYTES"]
 
 THUMBNAIL_SIZE = (1280, 720)
 THUMBNAIL_MAX_BYTES = 2 * 1024 * 1024
@@ -31,11 +32,33 @@ def _check_jpeg(path) -> tuple[int, int]:
     return size
 
 
+def _spec(req: ThumbnailRequest) -> ImageSpec:
+    return ImageSpec(title=req.title, subtitle=req.subtitle, prompt=req.prompt, style=req.style)
+
+
+def _key(rt: Runtime, req: ThumbnailRequest) -> str:
+    return cache.request_key("image", rt.catalog.chain_ids("image", req.providers), _spec(req))
+
+
+def cached_thumbnail(rt: Runtime, req: ThumbnailRequest, job_id: str | None = None) -> ThumbnailResult | None:
+    if req.fresh:
+        return None
+    hit = cache.lookup(rt, _key(rt, req))
+    if hit is None or hit.row.kind != "thumbnail":
+        return None
+    paths = rt.paths(req.workspace_id, req.video_id)
+    row, attempts = cache.place_copy(rt, hit, paths, paths.thumbnail, capability="image", scene_index=None,
+                                     job_id=job_id)
+    return ThumbnailResult(**asset_fields(paths, row, attempts, cached=True), title=req.title)
+
+
 async def make_thumbnail(rt: Runtime, req: ThumbnailRequest, handle: JobHandle) -> ThumbnailResult:
     paths = rt.paths(req.workspace_id, req.video_id)
     chain = rt.catalog.chain("image", req.providers)
+    if (hit := cached_thumbnail(rt, req, handle.job_id)) is not None:
+        return hit
     paths.ensure()
-    spec = ImageSpec(title=req.title, subtitle=req.subtitle, prompt=req.prompt, style=req.style)
+    spec = _spec(req)
     handle.progress(0.01, "making the thumbnail")
     try:
         with atomic_target(paths.thumbnail) as tmp:
@@ -56,4 +79,5 @@ async def make_thumbnail(rt: Runtime, req: ThumbnailRequest, handle: JobHandle) 
         capability="image",
         job_id=handle.job_id,
     )
+    cache.remember(rt, _key(rt, req), row, paths.thumbnail)
     return ThumbnailResult(**asset_fields(paths, row, output.attempts), title=req.title)

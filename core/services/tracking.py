@@ -75,6 +75,7 @@ def provider_report(rt: Runtime, workspace_id: str = "default", video_id: str | 
     def rounded(d: dict[str, float]) -> dict[str, float]:
         return {k: round(v, 6) for k, v in sorted(d.items())}
 
+    cache_entries, cache_hits = rt.registry.cache_stats()
     return ProviderReport(
         workspace_id=workspace_id,
         video_id=video_id,
@@ -88,5 +89,7 @@ def provider_report(rt: Runtime, workspace_id: str = "default", video_id: str | 
             by_provider=rounded(cost_by_provider),
             by_capability=rounded(cost_by_capability),
             by_video=rounded(cost_by_video),
+            cache_entries=cache_entries,
+            cache_hits=cache_hits,
         ),
     )

@@ -1,0 +1,82 @@
+"""The content-addressed request cache: an identical request returns the asset it made before.
+
+The key is a hash of what determines the output: the capability, the provider chain, and
+every parameter of the spec the providers receive (prompt, duration, size, voice...). A hit
+is only trusted while the file it points at still exists with the same SHA-256; a hit for
+another video or slot copies the file there (cost 0, no provider call). ``fresh=True``
+skips the lookup. The cache lives in the registry, so it survives restarts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from core.assets import AssetRow, VideoPaths, atomic_target
+from core.runtime import Runtime
+from core.schemas import Attempt
+
+__all__ = ["request_key", "file_sha256", "lookup", "remember", "place_copy", "CacheHit"]
+
+
+def request_key(capability: str, chain_ids: list[str], spec: Any) -> str:
+    payload = {"capability": capability, "chain": chain_ids, "spec": dataclasses.asdict(spec)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheHit:
+    row: AssetRow
+    path: Path
+    key: str
+
+
+def lookup(rt: Runtime, key: str) -> CacheHit | None:
+    found = rt.registry.cache_get(key)
+    if found is None:
+        return None
+    row, sha = found
+    path = rt.paths(row.workspace_id, row.video_id).root / row.rel_path
+    if not path.is_file() or file_sha256(path) != sha:
+        rt.registry.cache_forget(key)  # the file changed or went away: the entry no longer says the truth
+        return None
+    return CacheHit(row, path, key)
+
+
+def remember(rt: Runtime, key: str, row: AssetRow, path: Path) -> None:
+    rt.registry.cache_put(key, row.asset_id, file_sha256(path))
+
+
+def place_copy(rt: Runtime, hit: CacheHit, paths: VideoPaths, final: Path, *, capability: str,
+               scene_index: int | None, job_id: str | None, extra_files: dict[Path, Path] | None = None
+               ) -> tuple[AssetRow, list[Attempt]]:
+    """The hit as the asset of ``final``'s slot: the same row when it already is, else a registered copy."""
+    rt.registry.cache_hit(hit.key)
+    attempts = [Attempt(provider=hit.row.provider, outcome="succeeded", decision=f"cache hit: identical request made "
+                        f"{hit.row.asset_id} ({hit.row.workspace_id}/{hit.row.video_id}/{hit.row.rel_path})")]
+    if final.resolve() == hit.path.resolve():
+        current = rt.registry.asset_by_path(paths, final)
+        if current is not None and current.asset_id == hit.row.asset_id:
+            return current, attempts
+    paths.ensure()
+    for src, dst in {hit.path: final, **(extra_files or {})}.items():
+        if src.resolve() != dst.resolve():
+            with atomic_target(dst) as tmp:
+                shutil.copyfile(src, tmp)
+    row = rt.registry.add_asset(
+        paths, kind=hit.row.kind, path=final, provider=hit.row.provider, model=hit.row.model, cost_usd=0.0,
+        props=hit.row.props, attempts=attempts, capability=capability, scene_index=scene_index, job_id=job_id,
+    )
+    return row, attempts
