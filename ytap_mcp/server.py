@@ -176,6 +176,26 @@ def _wrap(runtime: Runtime, info: ToolInfo) -> Any:
 
 
 _PREVIEW_KINDS = ("scene", "thumbnail", "final_video")
+_PREVIEW_CACHE: dict[tuple[Any, ...], bytes] = {}
+_PREVIEW_CACHE_MAX = 64
+
+
+async def _preview(kind: str, clips: list[tuple[str, Path]]) -> bytes:
+    """A preview, made once per file version (decoding frames costs far more than a cache hit)."""
+    import anyio.to_thread
+
+    from core.media import previews
+
+    key = (kind, *((label, str(p), p.stat().st_mtime_ns, p.stat().st_size) for label, p in clips))
+    if key not in _PREVIEW_CACHE:
+        if kind == "image":
+            jpeg = await anyio.to_thread.run_sync(previews.image_preview, clips[0][1])
+        else:
+            jpeg = await anyio.to_thread.run_sync(lambda: previews.contact_sheet(clips))
+        if len(_PREVIEW_CACHE) >= _PREVIEW_CACHE_MAX:
+            _PREVIEW_CACHE.pop(next(iter(_PREVIEW_CACHE)))
+        _PREVIEW_CACHE[key] = jpeg
+    return _PREVIEW_CACHE[key]
 
 
 async def _with_previews(runtime: Runtime, result: Any) -> Any:
@@ -191,10 +211,6 @@ async def _with_previews(runtime: Runtime, result: Any) -> Any:
     asset = data.get("result") or {}
     if asset.get("kind") not in (*_PREVIEW_KINDS, "narration"):
         return result
-    import anyio.to_thread
-
-    from core.media import previews
-
     blocks: list[Any] = [TextContent(type="text", text=json.dumps(data))]
     blocks.append(ResourceLink(type="resource_link", uri=asset["uri"], name=Path(asset["path"]).name,
                                mime_type=mimetypes.guess_type(asset["path"])[0], size=asset.get("bytes")))
@@ -204,13 +220,12 @@ async def _with_previews(runtime: Runtime, result: Any) -> Any:
     paths = runtime.paths(asset["workspace_id"], asset["video_id"])
     try:
         if asset["kind"] == "thumbnail":
-            jpeg = await anyio.to_thread.run_sync(previews.image_preview, Path(asset["path"]))
+            jpeg = await _preview("image", [("", Path(asset["path"]))])
         elif asset["kind"] == "scene":
-            clips = [(f"scene {asset['scene_index']}", Path(asset["path"]))]
-            jpeg = await anyio.to_thread.run_sync(lambda: previews.contact_sheet(clips))
+            jpeg = await _preview("sheet", [(f"scene {asset['scene_index']}", Path(asset["path"]))])
         elif asset["kind"] == "final_video":
             clips = [(f"scene {i}", paths.resolve_ref(uri)) for i, uri in enumerate(asset.get("scenes") or [], 1)]
-            jpeg = await anyio.to_thread.run_sync(lambda: previews.contact_sheet(clips)) if clips else None
+            jpeg = await _preview("sheet", clips) if clips else None
         else:
             jpeg = None
     except YtapError as exc:  # a preview is a courtesy: never fail a finished job over it
