@@ -71,6 +71,17 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
     return tuple(p.strip() for p in value.split(",") if p.strip())
 
 
+def _limits(env: Mapping[str, str], name: str) -> tuple[tuple[str, int], ...]:
+    """``id=n,id=n`` -> ((id, n), ...)."""
+    out = []
+    for item in _list(env, name) or ():
+        pid, sep, n = item.rpartition("=")
+        if not sep or not n.strip().isdigit() or int(n) < 1:
+            raise ValueError(f"{name} takes provider_id=N pairs separated by commas (N >= 1), got {item!r}")
+        out.append((pid.strip(), int(n)))
+    return tuple(out)
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -96,6 +107,7 @@ class Settings:
     sd_base_url: str | None = None
     http_token: Secret | None = None
     http_allowed_hosts: tuple[str, ...] = ()
+    provider_concurrency: tuple[tuple[str, int], ...] = ()
     # Encoding defaults: veryfast is the knee on 2 cores (BENCHMARKS.md).
     x264_preset: str = "veryfast"
     log_level: str = "INFO"
@@ -132,6 +144,7 @@ class Settings:
             sd_base_url=_opt(env, "YTAP_SD_BASE_URL"),
             http_token=_secret(env, "YTAP_HTTP_TOKEN"),
             http_allowed_hosts=_list(env, "YTAP_HTTP_ALLOWED_HOSTS") or (),
+            provider_concurrency=_limits(env, "YTAP_PROVIDER_CONCURRENCY"),
             x264_preset=_opt(env, "YTAP_X264_PRESET") or "veryfast",
             log_level=(_opt(env, "YTAP_LOG_LEVEL") or "INFO").upper(),
         )

@@ -25,6 +25,9 @@ def _setup_logging(level: str) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The vendor SDKs' HTTP clients log every request at INFO: noise, and URLs are nobody's business.
+    for noisy in ("httpx", "httpx2", "httpcore", "google_genai", "openai", "elevenlabs"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,8 @@ track (the clip's own sound when it has one — Veo clips can — else silence).
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -44,11 +46,17 @@ def normalize_clip(
 ) -> MediaInfo:
     """Re-encode ``src`` into the contract format at ``out`` (any name; MP4 is forced)."""
     try:
-        info = probe(src)
+        info = probe(src, count_frames=True)
     except MediaError as exc:
         raise BadOutput(f"the provider's clip is not readable video: {exc.message}") from exc
     if info.video is None or not info.duration_s:
         raise BadOutput("the provider's clip has no video stream")
+    if matches_contract(info, width=width, height=height, fps=fps, duration_s=duration_s):
+        # Already the contract format: a second lossy encode would cost time and quality for nothing.
+        shutil.copyfile(src, out)
+        if on_progress is not None:
+            on_progress(1.0)
+        return dataclasses.replace(info, path=str(out))  # the same bytes: no need to probe again
     frames = max(1, round(duration_s * fps))
     hold = max(0.0, duration_s - info.duration_s) + 1.0 / fps
     vf = (

@@ -37,7 +37,7 @@ from core.providers.base import (
     VideoSpec,
     scrub,
 )
-from core.providers.resilience import HealthBoard, RetryPolicy
+from core.providers.resilience import ConcurrencyLimits, HealthBoard, RetryPolicy
 from core.schemas import Attempt, Capability
 
 __all__ = ["FallbackChain"]
@@ -57,12 +57,14 @@ class FallbackChain:
         fallback_on: tuple[type[BaseException], ...] = (ProviderError,),
         retry: RetryPolicy | None = None,
         health: HealthBoard | None = None,
+        limits: ConcurrencyLimits | None = None,
     ) -> None:
         self.capability = capability
         self.providers = list(providers)
         self.fallback_on = fallback_on
         self.retry = retry or RetryPolicy()
         self.health = health or HealthBoard()
+        self.limits = limits or ConcurrencyLimits()
         self.id = "chain:" + ",".join(p.id for p in self.providers)
         self.model = None
 
@@ -119,7 +121,8 @@ class FallbackChain:
                 ctx.progress(0.0, f"trying {provider.id}" + (f" (retry {try_number - 1})" if try_number > 1 else ""))
                 started = time.monotonic()
                 try:
-                    output: ProviderOutput = await getattr(provider, method)(spec, out, ctx)
+                    async with self.limits.slot(provider.id):
+                        output: ProviderOutput = await getattr(provider, method)(spec, out, ctx)
                 except self.fallback_on as exc:
                     _remove(out)
                     cost = float(getattr(exc, "cost_usd", 0.0) or 0.0)

@@ -17,7 +17,7 @@ from core.config import Settings
 from core.errors import UnknownProvider
 from core.providers.base import Provider
 from core.providers.chain import FallbackChain
-from core.providers.resilience import HealthBoard, RetryPolicy
+from core.providers.resilience import ConcurrencyLimits, HealthBoard, RetryPolicy
 from core.schemas import Capability
 
 __all__ = ["DEFAULT_CHAINS", "ProviderCatalog"]
@@ -62,6 +62,7 @@ class ProviderCatalog:
         self.settings = settings
         self.retry = retry or RetryPolicy()
         self.health = health or HealthBoard()
+        self.limits = ConcurrencyLimits(overrides=dict(settings.provider_concurrency))
         self._instances: dict[str, Provider] = {p.id: p for p in extra}
         self._capabilities: dict[str, Capability] = {i: c for i, (c, _) in _FACTORIES.items()}
         self._capabilities.update({p.id: p.capability for p in extra})
@@ -115,4 +116,5 @@ class ProviderCatalog:
             [self.get(i) for i in self.chain_ids(capability, override)],
             retry=self.retry,
             health=self.health,
+            limits=self.limits,
         )

@@ -10,15 +10,20 @@ costs one timeout per cooldown period instead of one per request.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import random
 import threading
 import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from core.errors import BadOutput, JobFailed, ProviderError, RateLimited, TimedOut, Unavailable
 
-__all__ = ["RetryPolicy", "ProviderHealth", "HealthBoard", "RETRYABLE", "HEALTH_FAILURES"]
+__all__ = ["RetryPolicy", "ProviderHealth", "HealthBoard", "ConcurrencyLimits", "RETRYABLE", "HEALTH_FAILURES",
+           "DEFAULT_CONCURRENCY"]
 
 # Worth asking the same provider again after a pause.
 RETRYABLE: tuple[type[ProviderError], ...] = (RateLimited, Unavailable, TimedOut)
@@ -96,3 +101,47 @@ class HealthBoard:
             h = self._state.get(provider_id) or ProviderHealth()
             return ProviderHealth(h.consecutive_failures, h.cooldown_until, h.cooldown_until_utc
                                   if h.cooldown_until > time.monotonic() else None, h.last_error)
+
+
+# Calls in flight per provider. Vendors: within their documented default quotas (Vertex Veo
+# allows a handful of concurrent long-running requests per project; OpenAI and ElevenLabs
+# tiers start at a few concurrent TTS requests). Local tiers: one per core, since each is
+# CPU-bound (ffmpeg, espeak, Pillow). Override per id with YTAP_PROVIDER_CONCURRENCY.
+DEFAULT_CONCURRENCY: dict[str, int] = {
+    "google:veo-3.1": 4,
+    "openai:sora-2": 2,
+    "openai:gpt-4o-mini-tts": 4,
+    "openai:tts-1-hd": 4,
+    "elevenlabs:eleven_multilingual_v2": 3,
+    "google:gemini-3.8-flash-tts": 4,
+    "openai:gpt-image-2": 4,
+    "google:gemini-3.1-flash-image": 4,
+}
+_OTHER_REMOTE = 8
+
+
+@dataclass
+class ConcurrencyLimits:
+    """A semaphore per provider (and event loop): jobs run in parallel, each vendor within its limit."""
+
+    overrides: Mapping[str, int] = field(default_factory=dict)
+    local: int = max(1, os.cpu_count() or 2)
+    _sems: dict[tuple[int, str], asyncio.Semaphore] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def limit_for(self, provider_id: str) -> int:
+        if provider_id in self.overrides:
+            return max(1, int(self.overrides[provider_id]))
+        if provider_id.startswith("local:"):
+            return self.local
+        return DEFAULT_CONCURRENCY.get(provider_id, _OTHER_REMOTE)
+
+    @asynccontextmanager
+    async def slot(self, provider_id: str) -> AsyncIterator[None]:
+        key = (id(asyncio.get_running_loop()), provider_id)
+        with self._lock:
+            sem = self._sems.get(key)
+            if sem is None:
+                sem = self._sems[key] = asyncio.Semaphore(self.limit_for(provider_id))
+        async with sem:
+            yield

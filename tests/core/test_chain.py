@@ -228,3 +228,41 @@ def test_chain_non_retryable_provider_error_falls_back_at_once(tmp_path: Path) -
     b = ScriptedProvider("b:1", "video", [write_bytes(b"B")])
     out = _run(FallbackChain("video", [a, b], retry=RetryPolicy(attempts=3)), tmp_path / "o.mp4")
     assert len(a.calls) == 1 and out.provider == "b:1"
+
+
+def test_chain_concurrency_limit_caps_calls_in_flight(tmp_path: Path) -> None:
+    from core.providers.resilience import ConcurrencyLimits
+
+    in_flight, peak = 0, 0
+
+    def slow(spec, out: Path) -> None:
+        out.write_bytes(b"x")
+
+    class Counting(ScriptedProvider):
+        async def generate_video(self, spec, out, ctx):
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await anyio.sleep(0.1)
+            in_flight -= 1
+            return await super().generate_video(spec, out, ctx)
+
+    a = Counting("a:1", "video", [slow] * 6)
+    limits = ConcurrencyLimits(overrides={"a:1": 2})
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            for i in range(6):
+                tg.start_soon(FallbackChain("video", [a], limits=limits).generate_video, SPEC, tmp_path / f"{i}.mp4",
+                              _ctx())
+
+    anyio.run(main)
+    assert peak == 2 and len(a.calls) == 6
+
+
+def test_settings_provider_concurrency_parsed_and_checked(tmp_path: Path) -> None:
+    s = Settings.from_env({"YTAP_HOME": str(tmp_path), "YTAP_PROVIDER_CONCURRENCY": "google:veo-3.1=8, local:placeholder=1"})
+    assert dict(s.provider_concurrency) == {"google:veo-3.1": 8, "local:placeholder": 1}
+    assert ProviderCatalog(s).limits.limit_for("google:veo-3.1") == 8
+    with pytest.raises(ValueError, match="provider_id=N"):
+        Settings.from_env({"YTAP_HOME": str(tmp_path), "YTAP_PROVIDER_CONCURRENCY": "veo"})
