@@ -82,6 +82,13 @@ def _limits(env: Mapping[str, str], name: str) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
+def _policy(env: Mapping[str, str]) -> str:
+    value = (_opt(env, "YTAP_CHAIN_POLICY") or "order").lower()
+    if value not in ("order", "cheapest", "quality", "balanced"):
+        raise ValueError(f"YTAP_CHAIN_POLICY must be order, cheapest, quality or balanced, got {value!r}")
+    return value
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -108,6 +115,7 @@ class Settings:
     http_token: Secret | None = None
     http_allowed_hosts: tuple[str, ...] = ()
     provider_concurrency: tuple[tuple[str, int], ...] = ()
+    chain_policy: str = "order"
     # Encoding defaults: veryfast is the knee on 2 cores (BENCHMARKS.md).
     x264_preset: str = "veryfast"
     log_level: str = "INFO"
@@ -145,6 +153,7 @@ class Settings:
             http_token=_secret(env, "YTAP_HTTP_TOKEN"),
             http_allowed_hosts=_list(env, "YTAP_HTTP_ALLOWED_HOSTS") or (),
             provider_concurrency=_limits(env, "YTAP_PROVIDER_CONCURRENCY"),
+            chain_policy=_policy(env),
             x264_preset=_opt(env, "YTAP_X264_PRESET") or "veryfast",
             log_level=(_opt(env, "YTAP_LOG_LEVEL") or "INFO").upper(),
         )

@@ -58,6 +58,7 @@ class FallbackChain:
         retry: RetryPolicy | None = None,
         health: HealthBoard | None = None,
         limits: ConcurrencyLimits | None = None,
+        decisions: dict[str, str] | None = None,
     ) -> None:
         self.capability = capability
         self.providers = list(providers)
@@ -65,6 +66,7 @@ class FallbackChain:
         self.retry = retry or RetryPolicy()
         self.health = health or HealthBoard()
         self.limits = limits or ConcurrencyLimits()
+        self.decisions = decisions or {}
         self.id = "chain:" + ",".join(p.id for p in self.providers)
         self.model = None
 
@@ -91,6 +93,8 @@ class FallbackChain:
         n = len(self.providers)
         for position, provider in enumerate(self.providers, 1):
             where = f"position {position} of {n} in the {self.capability} chain"
+            if provider.id in self.decisions:
+                where += f" ({self.decisions[provider.id]})"
             if ctx.cancel.is_set():
                 raise OperationCancelled(f"{self.capability} generation cancelled")
             reason = provider.unavailable_reason()

@@ -20,7 +20,7 @@ from core.providers.chain import FallbackChain
 from core.providers.resilience import ConcurrencyLimits, HealthBoard, RetryPolicy
 from core.schemas import Capability
 
-__all__ = ["DEFAULT_CHAINS", "ProviderCatalog"]
+__all__ = ["DEFAULT_CHAINS", "POLICIES", "QUALITY", "ProviderCatalog"]
 
 # id -> (capability, "module:Class")
 _FACTORIES: dict[str, tuple[Capability, str]] = {
@@ -48,6 +48,24 @@ DEFAULT_CHAINS: dict[Capability, tuple[str, ...]] = {
     ),
     "image": ("openai:gpt-image-2", "google:gemini-3.1-flash-image", "local:pillow"),
 }
+
+
+# Quality scores (0..1) for the "quality" and "balanced" chain policies: our judgement of
+# output quality for YouTube use, per capability, as of 2026-11. The local tiers are the floor.
+QUALITY: dict[str, float] = {
+    "google:veo-3.1": 0.95,
+    "openai:sora-2": 0.85,
+    "elevenlabs:eleven_multilingual_v2": 0.95,
+    "openai:gpt-4o-mini-tts": 0.85,
+    "google:gemini-3.8-flash-tts": 0.85,
+    "openai:tts-1-hd": 0.75,
+    "openai:gpt-image-2": 0.9,
+    "google:gemini-3.1-flash-image": 0.85,
+}
+# Reference request per capability, to compare prices in one unit: 8 s of video, one
+# minute of speech (~1000 characters), one image.
+_REFERENCE_UNITS = {"video": 8.0, "speech": 1000.0, "image": 1.0}
+POLICIES = ("order", "cheapest", "quality", "balanced")
 
 
 class ProviderCatalog:
@@ -110,10 +128,54 @@ class ProviderCatalog:
                 )
         return ids
 
+    def ranked_ids(self, capability: Capability, override: Sequence[str] | None = None) -> tuple[list[str], dict[str, str]]:
+        """The chain in the order the policy gives, with why each provider is where it is.
+
+        ``order`` (default) keeps the configured order. ``cheapest`` sorts by the price of a
+        reference request, ``quality`` by quality score, ``balanced`` by quality per dollar
+        (quality - 0.5 * price in dollars of the reference request). A per-call ``providers``
+        list is always used as given. Providers cooling down move behind the healthy ones;
+        the local tier stays last, the floor that always works.
+        """
+        from core.providers.pricing import cost_usd
+
+        ids = self.chain_ids(capability, override)
+        policy = self.settings.chain_policy
+        if override or policy == "order":
+            return ids, {}
+        unit = _REFERENCE_UNITS[capability]
+
+        def price(pid: str) -> float:
+            return cost_usd(pid, unit)
+
+        def score(pid: str) -> float:
+            q = QUALITY.get(pid, 0.0 if pid.startswith("local:") else 0.5)
+            if policy == "cheapest":
+                return -price(pid)
+            if policy == "quality":
+                return q
+            return q - 0.5 * price(pid)
+
+        def key(pid: str) -> tuple[int, int, float]:
+            local = pid.startswith("local:")
+            cooling = self.health.cooling_down(pid) is not None
+            return (int(local), int(cooling), -score(pid))
+
+        ranked = sorted(ids, key=key)
+        why = {
+            pid: f"{policy} policy: score {score(pid):.3f} (quality {QUALITY.get(pid, 0.0):.2f}, "
+                 f"${price(pid):.4f} per reference request)"
+                 + ("; cooling down" if self.health.cooling_down(pid) else "")
+            for pid in ranked
+        }
+        return ranked, why
+
     def chain(self, capability: Capability, override: Sequence[str] | None = None) -> FallbackChain:
+        ids, why = self.ranked_ids(capability, override)
         return FallbackChain(
             capability,
-            [self.get(i) for i in self.chain_ids(capability, override)],
+            [self.get(i) for i in ids],
+            decisions=why,
             retry=self.retry,
             health=self.health,
             limits=self.limits,

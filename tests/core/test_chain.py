@@ -266,3 +266,36 @@ def test_settings_provider_concurrency_parsed_and_checked(tmp_path: Path) -> Non
     assert ProviderCatalog(s).limits.limit_for("google:veo-3.1") == 8
     with pytest.raises(ValueError, match="provider_id=N"):
         Settings.from_env({"YTAP_HOME": str(tmp_path), "YTAP_PROVIDER_CONCURRENCY": "veo"})
+
+
+@pytest.mark.parametrize(("policy", "first"), [
+    ("order", "openai:gpt-4o-mini-tts"),
+    ("cheapest", "google:gemini-3.8-flash-tts"),
+    ("quality", "elevenlabs:eleven_multilingual_v2"),
+])
+def test_catalog_chain_policy_orders_paid_providers_and_keeps_local_last(tmp_path: Path, policy: str,
+                                                                         first: str) -> None:
+    s = Settings.from_env({"YTAP_HOME": str(tmp_path), "YTAP_CHAIN_POLICY": policy})
+    catalog = ProviderCatalog(s)
+    ids, why = catalog.ranked_ids("speech")
+    assert ids[0] == first and ids[-1] == "local:espeak-ng"
+    assert (why == {}) == (policy == "order")
+    chain = catalog.chain("speech")
+    if policy != "order":
+        assert f"{policy} policy" in chain.decisions[first]
+
+
+def test_catalog_chain_policy_puts_cooling_providers_behind_healthy_ones(tmp_path: Path) -> None:
+    s = Settings.from_env({"YTAP_HOME": str(tmp_path), "YTAP_CHAIN_POLICY": "quality"})
+    catalog = ProviderCatalog(s)
+    for _ in range(catalog.health.threshold):
+        catalog.health.record_failure("elevenlabs:eleven_multilingual_v2", Unavailable("503"))
+    ids, why = catalog.ranked_ids("speech")
+    assert ids.index("elevenlabs:eleven_multilingual_v2") == len(ids) - 2
+    assert "cooling down" in why["elevenlabs:eleven_multilingual_v2"]
+
+
+def test_catalog_explicit_providers_list_is_used_as_given(tmp_path: Path) -> None:
+    s = Settings.from_env({"YTAP_HOME": str(tmp_path), "YTAP_CHAIN_POLICY": "cheapest"})
+    ids, why = ProviderCatalog(s).ranked_ids("speech", ["openai:tts-1-hd", "local:espeak-ng"])
+    assert ids == ["openai:tts-1-hd", "local:espeak-ng"] and why == {}
