@@ -6,12 +6,48 @@ stray ``repr()`` or log line shows ``Secret('***')`` instead of a key.
 
 from __future__ import annotations
 
+import base64
+import json
+import logging
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
-__all__ = ["Secret", "Settings", "default_home"]
+__all__ = ["Secret", "SecretFilter", "Settings", "default_home", "scrub_secrets"]
+
+REDACTED = "***"
+# Credentials by their shape, for the ones Settings does not hold (Google project
+# credentials mint OAuth tokens; a proxy may add its own): the value after a bearer
+# scheme, an auth header name, or a key-like query parameter.
+_CREDENTIAL_PATTERNS = (
+    re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/=-]{8,})"),
+    re.compile(r"(?i)(\b(?:authorization|proxy-authorization|x-api-key|api-key|xi-api-key|x-goog-api-key)"
+               r"[\"']?\s*[:=]\s*[\"']?(?:basic\s+|bearer\s+)?)([^\s\"',;&]{8,})"),
+    re.compile(r"(?i)([?&](?:key|api_key|apikey|access_token|token|sig|signature|x-goog-signature)=)([^&\s\"'#]{8,})"),
+)
+
+
+def scrub_secrets(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every secret value removed, in the forms it travels in, and credential-shaped values.
+
+    Each secret is replaced raw and as it appears URL-encoded, JSON-escaped or base64-encoded
+    (HTTP basic auth); then bearer tokens, auth headers and key-like query parameters are
+    redacted whatever their value. Secrets shorter than 4 characters are ignored (replacing
+    them would shred ordinary text).
+    """
+    if not text:
+        return text
+    for s in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        forms = {s, quote(s, safe=""), quote_plus(s), json.dumps(s)[1:-1], base64.b64encode(s.encode()).decode()}
+        for form in sorted(forms, key=len, reverse=True):
+            if form in text:
+                text = text.replace(form, REDACTED)
+    for pattern in _CREDENTIAL_PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    return text
 
 
 class Secret:
@@ -38,6 +74,32 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+class SecretFilter(logging.Filter):
+    """A logging filter that scrubs secrets (and credential-shaped values) from every record it passes.
+
+    Installed on the server's log handler, it covers what no call site can: a traceback of an
+    unexpected vendor exception, a third-party library's debug line. The record's message is
+    rendered once, scrubbed, and frozen (``args`` emptied); the exception text likewise.
+    """
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to the handler to report
+            return True
+        record.msg, record.args = scrub_secrets(message, self._secrets), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub_secrets(record.exc_text, self._secrets)
+            record.exc_info = None  # the scrubbed text stands in for the live traceback
+        return True
 
 
 def default_home(env: Mapping[str, str]) -> Path:
@@ -89,6 +151,15 @@ def _policy(env: Mapping[str, str]) -> str:
     return value
 
 
+def _sd_model(env: Mapping[str, str]) -> str:
+    value = _opt(env, "YTAP_SD_MODEL") or "default"
+    # The model is part of a provider id, and ids are listed comma-separated in YTAP_IMAGE_PROVIDERS.
+    if len(value) > 200 or "," in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("YTAP_SD_MODEL names a checkpoint (e.g. sd_xl_base_1.0): at most 200 characters, "
+                         f"no commas or control characters, got {value[:80]!r}")
+    return value
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -112,6 +183,9 @@ class Settings:
     budget_usd: float | None = None
     import_roots: tuple[Path, ...] = ()
     sd_base_url: str | None = None
+    # The checkpoint the Stable Diffusion server loads for us ("default": whatever it has loaded);
+    # it names the provider, sd:<model>.
+    sd_model: str = "default"
     http_token: Secret | None = None
     http_allowed_hosts: tuple[str, ...] = ()
     provider_concurrency: tuple[tuple[str, int], ...] = ()
@@ -150,6 +224,7 @@ class Settings:
             budget_usd=budget_usd,
             import_roots=import_roots,
             sd_base_url=_opt(env, "YTAP_SD_BASE_URL"),
+            sd_model=_sd_model(env),
             http_token=_secret(env, "YTAP_HTTP_TOKEN"),
             http_allowed_hosts=_list(env, "YTAP_HTTP_ALLOWED_HOSTS") or (),
             provider_concurrency=_limits(env, "YTAP_PROVIDER_CONCURRENCY"),

@@ -9,7 +9,8 @@
     │   ├── AssetNotFound             a ref that names no registered asset or file
     │   ├── UnknownProvider           a provider id nobody registered (lists the known ids)
     │   ├── JobNotFound
-    │   └── BudgetExceeded            the per-video spending cap would be passed
+    │   ├── BudgetExceeded            the per-video spending cap would be passed
+    │   └── ImportRefused             import_asset: importing off, a source outside YTAP_IMPORT_ROOTS, too large
     ├── ProviderError                 one provider failed; a chain falls back on these
     │   ├── NotConfigured             its key or endpoint is not set ("OPENAI_API_KEY not set")
     │   ├── CoolingDown               skipped: it failed repeatedly a moment ago
@@ -44,6 +45,7 @@ __all__ = [
     "UnknownProvider",
     "JobNotFound",
     "BudgetExceeded",
+    "ImportRefused",
     "ProviderError",
     "NotConfigured",
     "CoolingDown",
@@ -97,6 +99,10 @@ class JobNotFound(InputError):
 
 class BudgetExceeded(InputError):
     code = "budget_exceeded"
+
+
+class ImportRefused(InputError):
+    code = "import_refused"
 
 
 class ProviderError(YtapError):

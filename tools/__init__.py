@@ -5,8 +5,10 @@ the agent's parameters after; its docstring is the description the agent reads.
 """
 
 from tools._common import ToolInfo
+from tools.archive_video import archive_video
 from tools.assemble_video import assemble_video
 from tools.generate_scene import generate_scene
+from tools.import_asset import import_asset
 from tools.jobs import cancel_job, job_status
 from tools.make_thumbnail import make_thumbnail
 from tools.provider_report import provider_report
@@ -21,6 +23,8 @@ TOOLS: tuple[ToolInfo, ...] = (
     ToolInfo(make_thumbnail, "Make the thumbnail", open_world=True, destructive=True),
     ToolInfo(assemble_video, "Assemble the final video", destructive=True, idempotent=True),
     ToolInfo(provider_report, "Provider and cost report", read_only=True, idempotent=True),
+    ToolInfo(import_asset, "Import a file of the user's", destructive=True, idempotent=True),
     ToolInfo(job_status, "Job status", read_only=True, idempotent=True),
     ToolInfo(cancel_job, "Cancel a job", destructive=True, idempotent=True),
+    ToolInfo(archive_video, "Archive a finished video", destructive=True, idempotent=True),
 )

@@ -1,4 +1,4 @@
-"""The ``ytap-mcp`` command: serve (stdio by default), demo, doctor.
+"""The ``ytap-mcp`` command: serve (stdio by default), demo, doctor, archive.
 
 On stdio, stdout is the MCP protocol: everything human-readable goes to stderr, except
 the output of ``demo`` and ``doctor``, which are not servers.
@@ -46,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--video-id", default="ytap-demo")
     demo.add_argument("--home", type=Path, default=None, help="YTAP_HOME for the demo (default: the configured one)")
     sub.add_parser("doctor", help="what is configured and found: ffmpeg, espeak-ng, each provider")
+    archive = sub.add_parser("archive", help="archive a finished video: keep the final video, thumbnail and manifest, "
+                             "zip (or drop) the intermediates")
+    archive.add_argument("video_id")
+    archive.add_argument("--workspace", default="default")
+    archive.add_argument("--keep", action="append", default=None,
+                         choices=["final_video", "thumbnail", "narration", "scenes", "music"],
+                         help="what stays in place besides manifest.json (repeatable; default: final_video, thumbnail)")
+    archive.add_argument("--drop", action="store_true", help="delete the intermediates instead of zipping them")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
@@ -64,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return anyio.run(run_demo, home, args.video_id)
     if command == "doctor":
         return _doctor(settings)
+    if command == "archive":
+        return _archive(settings, args.workspace, args.video_id, args.keep, args.drop)
     parser.error(f"unknown command {command}")
     return 2
 
@@ -98,6 +108,25 @@ def _serve(settings: Settings, transport: str, host: str, port: int, allowed_hos
         pass
     finally:
         server.runtime.close()
+    return 0
+
+
+def _archive(settings: Settings, workspace_id: str, video_id: str, keep: list[str] | None, drop: bool) -> int:
+    """``ytap-mcp archive``: the archive_video tool from the command line; prints the result as JSON."""
+    from core.errors import YtapError
+    from core.runtime import Runtime
+    from core.services.storage import DEFAULT_KEEP, archive_video
+
+    rt = Runtime.create(settings)
+    try:
+        result = archive_video(rt, workspace_id, video_id, keep=tuple(keep or DEFAULT_KEEP),
+                               intermediates="drop" if drop else "zip")
+    except YtapError as exc:
+        print(f"ytap-mcp archive: [{exc.code}] {exc.message}", file=sys.stderr)
+        return 2
+    finally:
+        rt.close()
+    print(result.model_dump_json(indent=2))
     return 0
 
 

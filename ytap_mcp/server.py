@@ -28,8 +28,8 @@ from mcp_types import INVALID_PARAMS, CallToolResult, ImageContent, ResourceLink
 from mcp_types import Resource as MCPResource
 
 import tools
-from core.assets import confine, parse_uri
-from core.config import Settings
+from core.assets import parse_uri
+from core.config import Settings, scrub_secrets
 from core.errors import InputError, YtapError
 from core.runtime import Runtime
 from tools import ToolInfo
@@ -57,27 +57,36 @@ class YtapServer(MCPServer[Any]):
 
     async def read_resource(self, uri: Any, context: Context[Any, Any] | None = None) -> Iterable[ReadResourceContents]:
         # Every refusal is "not found" (-32602 Invalid Params, SEP-2164): the uri is the caller's to fix.
+        # Nothing outside the video's real folder is read: ids are validated, the folder must not be a
+        # link out of the root, the file is resolved and confined, symlinks and .part files are not served.
         text = str(uri)
         try:
             parsed = parse_uri(text)
             if parsed.job_id:
                 env = self.runtime.jobs.envelope(parsed.job_id)
-                return [ReadResourceContents(content=env.model_dump_json(indent=2), mime_type="application/json")]
+                body = scrub_secrets(env.model_dump_json(indent=2), self.runtime.settings.secrets())
+                return [ReadResourceContents(content=body, mime_type="application/json")]
             paths = self.runtime.paths(parsed.workspace_id or "", parsed.video_id or "")
+            paths.check_folders()
+            if parsed.relative == "manifest":
+                manifest = paths.confine(paths.manifest)
+                if not manifest.is_file():
+                    raise ResourceNotFoundError(f"video {parsed.workspace_id}/{parsed.video_id} has no manifest yet")
+                body = scrub_secrets(manifest.read_text("utf-8"), self.runtime.settings.secrets())
+                return [ReadResourceContents(content=body, mime_type="application/json")]
+            lexical = paths.root / parsed.relative
+            if lexical.is_symlink():
+                raise ResourceNotFoundError("symlinks are not served: read the file the asset's own uri names")
+            path = paths.confine(lexical)
         except YtapError as exc:
             raise ResourceNotFoundError(exc.message) from None
-        if parsed.relative == "manifest":
-            if not paths.manifest.is_file():
-                raise ResourceNotFoundError(f"video {parsed.workspace_id}/{parsed.video_id} has no manifest yet")
-            return [ReadResourceContents(content=paths.manifest.read_text("utf-8"), mime_type="application/json")]
-        try:
-            if (paths.root / parsed.relative).is_symlink():
-                raise ResourceNotFoundError("symlinks are not served")
-            path = confine(paths.root, paths.root / parsed.relative)
-        except YtapError as exc:
-            raise ResourceNotFoundError(exc.message) from None
-        if not path.is_file() or path.name.endswith(".part"):
-            raise ResourceNotFoundError(f"{text} does not exist")
+        except (OSError, ValueError) as exc:  # a name the filesystem refuses (too long, not encodable)
+            raise ResourceNotFoundError(f"{text[:200]} cannot be read ({type(exc).__name__}); uris name files "
+                                        "like ytap://{workspace}/{video}/scenes/scene_001.mp4") from None
+        rel_parts = path.relative_to(paths.real_root).parts
+        if not path.is_file() or any(part.startswith(".") for part in rel_parts):
+            raise ResourceNotFoundError(
+                f"{text[:200]} does not exist (hidden and unfinished .part files are not served)")
         size = path.stat().st_size
         if size > _MAX_INLINE_RESOURCE_BYTES:
             raise ResourceError(
@@ -85,7 +94,8 @@ class YtapServer(MCPServer[Any]):
             )
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if mime.startswith("text/") or mime in ("application/json", "application/x-subrip"):
-            return [ReadResourceContents(content=path.read_text("utf-8", errors="replace"), mime_type=mime)]
+            body = scrub_secrets(path.read_text("utf-8", errors="replace"), self.runtime.settings.secrets())
+            return [ReadResourceContents(content=body, mime_type=mime)]
         return [ReadResourceContents(content=path.read_bytes(), mime_type=mime)]
 
     async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None,
@@ -99,13 +109,25 @@ class YtapServer(MCPServer[Any]):
             raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
 
     async def list_resources(self) -> list[MCPResource]:
-        """Every video's manifest and final video (files are reachable through the templates)."""
+        """Every video's manifest and final video (files are reachable through the templates).
+
+        Only real video folders are listed: a linked-in folder (or a name that is not a valid
+        id) is skipped, so listing never reveals anything about files outside the root.
+        """
         root = self.runtime.settings.workspaces_root
         out: list[MCPResource] = []
         if not root.is_dir():
             return out
         for manifest in sorted(root.glob("*/videos/*/manifest.json")):
             ws, vid = manifest.parts[-4], manifest.parts[-2]
+            try:
+                paths = self.runtime.paths(ws, vid)
+                paths.check_folders()
+                paths.confine(manifest)
+            except YtapError:
+                continue
+            if manifest.is_symlink():
+                continue
             out.append(
                 MCPResource(
                     uri=f"ytap://{ws}/{vid}/manifest",
@@ -115,7 +137,7 @@ class YtapServer(MCPServer[Any]):
                 )
             )
             final = manifest.parent / "final_video.mp4"
-            if final.is_file():
+            if final.is_file() and not final.is_symlink():
                 out.append(
                     MCPResource(
                         uri=f"ytap://{ws}/{vid}/final_video.mp4",
@@ -157,11 +179,11 @@ def _wrap(runtime: Runtime, info: ToolInfo) -> Any:
             result = await fn(runtime, progress, **kwargs)
             return await _with_previews(runtime, result)
         except YtapError as exc:
-            raise ToolError(f"[{exc.code}] {exc.message}") from None
+            raise ToolError(_error_text(runtime, f"[{exc.code}] {exc.message}")) from None
         except pydantic.ValidationError as exc:
-            raise ToolError("[invalid_input] " + _validation_message(exc)) from None
+            raise ToolError(_error_text(runtime, "[invalid_input] " + _validation_message(exc))) from None
         except ValueError as exc:  # request-level checks (e.g. "give either text or segments")
-            raise ToolError(f"[invalid_input] {exc}") from None
+            raise ToolError(_error_text(runtime, f"[invalid_input] {exc}")) from None
         except Exception as exc:
             log.exception("tool %s crashed", info.name)
             raise ToolError(f"[internal_error] {info.name} failed ({type(exc).__name__}); the server log has details") from None
@@ -209,7 +231,7 @@ async def _with_previews(runtime: Runtime, result: Any) -> Any:
         return result
     data = result.model_dump(mode="json")
     asset = data.get("result") or {}
-    if asset.get("kind") not in (*_PREVIEW_KINDS, "narration"):
+    if asset.get("kind") not in (*_PREVIEW_KINDS, "narration", "music", "image", "font"):
         return result
     blocks: list[Any] = [TextContent(type="text", text=json.dumps(data))]
     blocks.append(ResourceLink(type="resource_link", uri=asset["uri"], name=Path(asset["path"]).name,
@@ -219,7 +241,7 @@ async def _with_previews(runtime: Runtime, result: Any) -> Any:
                                    mime_type="application/x-subrip"))
     paths = runtime.paths(asset["workspace_id"], asset["video_id"])
     try:
-        if asset["kind"] == "thumbnail":
+        if asset["kind"] in ("thumbnail", "image"):
             jpeg = await _preview("image", [("", Path(asset["path"]))])
         elif asset["kind"] == "scene":
             jpeg = await _preview("sheet", [(f"scene {asset['scene_index']}", Path(asset["path"]))])
@@ -234,6 +256,17 @@ async def _with_previews(runtime: Runtime, result: Any) -> Any:
     if jpeg:
         blocks.append(ImageContent(type="image", data=base64.b64encode(jpeg).decode(), mime_type="image/jpeg"))
     return CallToolResult(content=blocks, structured_content=data)
+
+
+_MAX_ERROR_CHARS = 4000
+
+
+def _error_text(runtime: Runtime, text: str) -> str:
+    """A tool error as the client sees it: no secret in any form, and bounded (hostile input echoed in part at most)."""
+    text = scrub_secrets(text, runtime.settings.secrets())
+    if len(text) > _MAX_ERROR_CHARS:
+        text = text[: _MAX_ERROR_CHARS - 40] + f" … ({len(text) - _MAX_ERROR_CHARS + 40} more characters)"
+    return text
 
 
 def _validation_message(exc: pydantic.ValidationError) -> str:

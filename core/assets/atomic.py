@@ -14,7 +14,17 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["PART_SUFFIX", "temp_path_for", "atomic_target", "atomic_write_bytes", "atomic_write_text", "sweep_partials"]
+__all__ = [
+    "PART_SUFFIX",
+    "temp_path_for",
+    "atomic_target",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "sweep_partials",
+    "partial_writer_pid",
+    "pid_alive",
+    "scratch_dir",
+]
 
 PART_SUFFIX = ".part"
 
@@ -42,6 +52,24 @@ def atomic_target(final: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def scratch_dir(near: Path, label: str = "scratch") -> Iterator[Path]:
+    """A private working folder beside ``near`` (an output path), removed on exit.
+
+    Named like a ``.part`` leftover of this process (``.{stem}.{pid}-{hex}.{label}.part``), so a
+    crash that skips the removal leaves something :func:`sweep_partials` deletes at the next
+    start, unlike a folder in the system temp dir, which nothing would ever clean. Being on the
+    output's filesystem, files made in it can be renamed into place.
+    """
+    near.parent.mkdir(parents=True, exist_ok=True)
+    path = near.with_name(f".{near.stem}.{os.getpid()}-{secrets.token_hex(4)}.{label}{PART_SUFFIX}")
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def atomic_write_bytes(final: Path, data: bytes) -> None:
     with atomic_target(final) as tmp:
         tmp.write_bytes(data)
@@ -54,6 +82,12 @@ def atomic_write_text(final: Path, text: str) -> None:
 # ".{stem}.{pid}-{hex8}{suffix}.part", plus anything a writer derived from such a name
 # (e.g. a scratch folder ".{that name}.xyz.text" next to it).
 _PART_RE = re.compile(r"^\..*?\.(\d+)-[0-9a-f]{8}\.[^./]*\.part(?:\..*)?$")
+
+
+def partial_writer_pid(name: str) -> int | None:
+    """The pid of the process that wrote a ``.*.part`` leftover named ``name``; None if it is not one."""
+    m = _PART_RE.match(name)
+    return int(m.group(1)) if m else None
 
 
 def sweep_partials(root: Path) -> int:

@@ -303,6 +303,12 @@ class Registry:
         return [r["video_id"] for r in rows]
 
     def write_manifest(self, paths: VideoPaths) -> None:
+        # Read and written under the one lock: a writer that read earlier can never rename an older
+        # manifest over a newer one.
+        with self._lock:
+            self._write_manifest(paths)
+
+    def _write_manifest(self, paths: VideoPaths) -> None:
         assets = self.current_assets(paths.workspace_id, paths.video_id)
         failed = self._query(
             "SELECT * FROM attempts WHERE workspace_id=? AND video_id=? AND asset_id IS NULL ORDER BY attempt_id",
@@ -338,9 +344,7 @@ class Registry:
             ),
         }
         paths.root.mkdir(parents=True, exist_ok=True)
-        # Serialised by the lock so two writers never interleave renames of stale content.
-        with self._lock:
-            atomic_write_text(paths.manifest, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        atomic_write_text(paths.manifest, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
 
     # --- request cache ----------------------------------------------------------------
 

@@ -43,8 +43,12 @@ def normalize_clip(
     duration_s: float,
     cancel: threading.Event | None = None,
     on_progress: Callable[[float], None] | None = None,
+    timeout_s: float = 600.0,
 ) -> MediaInfo:
-    """Re-encode ``src`` into the contract format at ``out`` (any name; MP4 is forced)."""
+    """Re-encode ``src`` into the contract format at ``out`` (any name; MP4 is forced).
+
+    ``timeout_s`` bounds the ffmpeg run: a vendor's clip is seconds long, an imported one may be minutes.
+    """
     try:
         info = probe(src, count_frames=True)
     except MediaError as exc:
@@ -84,5 +88,6 @@ def normalize_clip(
         "-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2",
         "-movflags", "+faststart", "-map_metadata", "-1", "-f", "mp4", str(out),
     ]
-    run_ffmpeg(args, duration_s=duration_s, on_progress=on_progress, cancel=cancel, what="normalising the clip")
+    run_ffmpeg(args, duration_s=duration_s, on_progress=on_progress, cancel=cancel, what="normalising the clip",
+               timeout_s=timeout_s)
     return probe(out, count_frames=True)

@@ -6,15 +6,33 @@ costs ~0.1 s a file, so callers probe once and keep the :class:`MediaInfo`.
 
 from __future__ import annotations
 
+import stat
 import struct
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from core.errors import MediaError
+from core.errors import InputError, MediaError
 
-__all__ = ["MediaInfo", "VideoStreamInfo", "AudioStreamInfo", "probe", "mp4_top_level_atoms", "is_faststart"]
+__all__ = [
+    "MediaInfo",
+    "VideoStreamInfo",
+    "AudioStreamInfo",
+    "probe",
+    "mp4_top_level_atoms",
+    "is_faststart",
+    "MAX_MEDIA_BYTES",
+    "MAX_SIDE_PX",
+    "MAX_MEDIA_DURATION_S",
+]
+
+# Limits on any file probed (every input of an assembly, every provider output): far above
+# what a YouTube production needs, low enough that a hostile or corrupt file (a 100k-pixel
+# "image", a header claiming a year of audio) is refused before ffmpeg allocates for it.
+MAX_MEDIA_BYTES = 4 * 2**30
+MAX_SIDE_PX = 8192
+MAX_MEDIA_DURATION_S = 12 * 3600
 
 
 @dataclass(frozen=True)
@@ -72,10 +90,13 @@ def probe(path: str | Path, *, count_frames: bool = False) -> MediaInfo:
     import av  # imported here: PyAV costs ~0.2 s at import and most calls never probe
 
     p = Path(path)
+    size = _check_file(p)
     try:
         container = av.open(str(p))
     except (av.error.FFmpegError, OSError) as exc:
-        raise MediaError(f"cannot read {p.name} as media: {exc}") from exc
+        # The reason without the absolute path PyAV appends (the agent knows which file it named).
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise MediaError(f"{p.name} is not a readable audio, video or image file ({reason})") from exc
     with container:
         video = audio = None
         vs = container.streams.video[0] if container.streams.video else None
@@ -115,14 +136,45 @@ def probe(path: str | Path, *, count_frames: bool = False) -> MediaInfo:
         duration = float(container.duration / 1_000_000) if container.duration else 0.0
         if not duration:
             duration = max((d for d in (video and video.duration_s, audio and audio.duration_s) if d), default=0.0)
-        return MediaInfo(
+        info = MediaInfo(
             path=str(p),
             format_name=container.format.name,
             duration_s=round(duration, 4),
-            bytes=p.stat().st_size,
+            bytes=size,
             video=video,
             audio=audio,
         )
+    _check_limits(info)
+    return info
+
+
+def _check_file(p: Path) -> int:
+    """Size of a regular file that may be probed; refuse links, folders and files over the limit."""
+    if p.is_symlink():
+        raise InputError(f"{p.name} is a symbolic link: media files must be regular files inside the video's folder")
+    try:
+        st = p.stat()
+    except OSError as exc:
+        raise MediaError(f"{p.name} cannot be read ({exc.strerror or type(exc).__name__})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{p.name} is not a regular file")
+    if st.st_size == 0:
+        raise MediaError(f"{p.name} is empty (0 bytes)")
+    if st.st_size > MAX_MEDIA_BYTES:
+        raise InputError(f"{p.name} is {st.st_size / 1e6:,.1f} MB; media files are at most "
+                         f"{MAX_MEDIA_BYTES / 1e6:,.0f} MB")
+    return st.st_size
+
+
+def _check_limits(info: MediaInfo) -> None:
+    name = Path(info.path).name
+    v = info.video
+    if v is not None and (v.width > MAX_SIDE_PX or v.height > MAX_SIDE_PX):
+        raise InputError(f"{name} is {v.width}x{v.height} px; pictures are at most {MAX_SIDE_PX} px on a side "
+                         "(scale it down first)")
+    if info.duration_s > MAX_MEDIA_DURATION_S:
+        raise InputError(f"{name} lasts {info.duration_s:,.0f} s; media files are at most "
+                         f"{MAX_MEDIA_DURATION_S:,.0f} s ({MAX_MEDIA_DURATION_S / 3600:g} h) long")
 
 
 # ISO/IEC 23091-4 code points as PyAV reports them (plain ints); 2 means "unspecified".

@@ -29,7 +29,7 @@ import anyio
 
 from core.errors import OperationCancelled
 
-__all__ = ["CANCEL_POLL_S", "cancel_on", "parse_retry_after", "retry_after_s", "run_cancellable"]
+__all__ = ["check_image", "CANCEL_POLL_S", "cancel_on", "parse_retry_after", "retry_after_s", "run_cancellable"]
 
 T = TypeVar("T")
 
@@ -161,3 +161,27 @@ async def run_cancellable(fn: Callable[[], Awaitable[T]], cancel: threading.Even
             return answer[0]
         raise
     return answer[0]
+
+
+def check_image(data: bytes, who: str, *, cost_usd: float = 0.0, min_side_px: int = 64) -> tuple[int, int]:
+    """Decode ``data`` fully (a truncated picture passes ``verify()`` alone) and return its size.
+
+    Raises BadOutput naming ``who`` ("OpenAI's image") and carrying what the picture cost.
+    """
+    import io
+
+    from PIL import Image
+
+    from core.errors import BadOutput
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.verify()
+        with Image.open(io.BytesIO(data)) as im:  # verify() leaves the image unusable; decode it fully
+            im.load()
+            width, height = im.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise BadOutput(f"{who} does not decode as an image ({type(exc).__name__})", cost_usd=cost_usd) from None
+    if min(width, height) < min_side_px:
+        raise BadOutput(f"{who} is only {width}x{height} pixels", cost_usd=cost_usd)
+    return width, height

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
-from core.config import Settings
+from core.config import Settings, scrub_secrets
 from core.schemas import Attempt, Capability, SegmentTiming
 
 __all__ = [
@@ -128,8 +128,6 @@ CAPABILITY_METHODS: dict[str, str] = {"video": "generate_video", "speech": "synt
 
 
 def scrub(text: str, secrets: list[str]) -> str:
-    """Remove every secret value (and obvious bearer/key headers) from ``text``."""
-    for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, "***")
-    return text[:1000]
+    """``text`` fit to record: every secret in every form it travels in, and anything credential-shaped
+    (bearer tokens, auth headers, key query parameters), removed; cut to 1000 characters."""
+    return scrub_secrets(text, secrets)[:1000]

@@ -70,7 +70,7 @@ from core.errors import (
     Unavailable,
 )
 from core.providers import pricing
-from core.providers._vendor import cancel_on, retry_after_s
+from core.providers._vendor import cancel_on, check_image, retry_after_s
 from core.providers.base import CallContext, ImageSpec, ProviderOutput, SpeechSpec, VideoSpec, scrub
 from core.schemas import Capability, SegmentTiming
 
@@ -533,7 +533,7 @@ class OpenAIImageProvider(_OpenAIProvider):
                 data = _b64_image(result, cost)
 
                 def render() -> None:
-                    _check_image(data, cost)
+                    check_image(data, "OpenAI's image", cost_usd=cost)
                     raw.write_bytes(data)
                     render_thumbnail(out, title=spec.title, subtitle=spec.subtitle, style=spec.style,
                                      background=raw)
@@ -560,22 +560,6 @@ def _b64_image(response: Any, cost: float) -> bytes:
         return base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise BadOutput(f"OpenAI's image is not valid base64: {exc}", cost_usd=cost) from exc
-
-
-def _check_image(data: bytes, cost: float) -> None:
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.verify()
-        with Image.open(io.BytesIO(data)) as im:  # verify() leaves the image unusable; decode it fully
-            im.load()
-            width, height = im.size
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise BadOutput(f"OpenAI's image does not decode as an image ({type(exc).__name__}: {exc})",
-                        cost_usd=cost) from exc
-    if min(width, height) < 64:
-        raise BadOutput(f"OpenAI's image is only {width}x{height} pixels", cost_usd=cost)
 
 
 # --- video --------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """Provider ids -> classes, and the default chain of each capability (DESIGN §3).
 
 Adding a provider touches three places: its class in ``core/providers/<vendor>.py``, one
-line in ``_FACTORIES``, its id in ``DEFAULT_CHAINS``. Vendor modules are imported only
-when their provider is first built, so start-up never pays for an SDK import. A
+line in ``_FACTORIES``, its id in ``DEFAULT_CHAINS``. One provider's id comes from the
+settings: the self-hosted Stable Diffusion server's, ``sd:<YTAP_SD_MODEL>`` (core.providers.sd,
+light to import: httpx is loaded on its first call); it leads the image chain when
+``YTAP_SD_BASE_URL`` is set. Vendor modules are imported only when their provider is
+first built, so start-up never pays for an SDK import. A
 :class:`ProviderCatalog` keeps the instances it built (SDK clients stay referenced and
 reused) and accepts ready-made extra providers (test doubles, plug-ins).
 """
@@ -18,6 +21,7 @@ from core.errors import UnknownProvider
 from core.providers.base import Provider
 from core.providers.chain import FallbackChain
 from core.providers.resilience import ConcurrencyLimits, HealthBoard, RetryPolicy
+from core.providers.sd import sd_provider_id
 from core.schemas import Capability
 
 __all__ = ["DEFAULT_CHAINS", "POLICIES", "QUALITY", "ProviderCatalog"]
@@ -36,6 +40,8 @@ _FACTORIES: dict[str, tuple[Capability, str]] = {
     "local:espeak-ng": ("speech", "core.providers.local:LocalEspeakSpeechProvider"),
     "local:pillow": ("image", "core.providers.local:LocalPillowImageProvider"),
 }
+# Registered under sd:<model>, the model read from the settings (sd_provider_id).
+_SD_FACTORY: tuple[Capability, str] = ("image", "core.providers.sd:StableDiffusionImageProvider")
 
 # DESIGN §3. openai:sora-2 is registered but opt-in: OpenAI shut the Sora API down on 2026-09-24.
 DEFAULT_CHAINS: dict[Capability, tuple[str, ...]] = {
@@ -82,7 +88,8 @@ class ProviderCatalog:
         self.health = health or HealthBoard()
         self.limits = ConcurrencyLimits(overrides=dict(settings.provider_concurrency))
         self._instances: dict[str, Provider] = {p.id: p for p in extra}
-        self._capabilities: dict[str, Capability] = {i: c for i, (c, _) in _FACTORIES.items()}
+        self._factories = {**_FACTORIES, sd_provider_id(settings): _SD_FACTORY}
+        self._capabilities: dict[str, Capability] = {i: c for i, (c, _) in self._factories.items()}
         self._capabilities.update({p.id: p.capability for p in extra})
         self._lock = threading.Lock()
 
@@ -101,7 +108,7 @@ class ProviderCatalog:
         self.capability_of(provider_id)  # raises UnknownProvider listing the known ids
         with self._lock:
             if provider_id not in self._instances:
-                module_name, cls_name = _FACTORIES[provider_id][1].split(":")
+                module_name, cls_name = self._factories[provider_id][1].split(":")
                 cls = getattr(importlib.import_module(module_name), cls_name)
                 self._instances[provider_id] = cls(self.settings)
             return self._instances[provider_id]
@@ -113,7 +120,7 @@ class ProviderCatalog:
             "speech": self.settings.speech_providers,
             "image": self.settings.image_providers,
         }[capability]
-        ids = list(dict.fromkeys(override or configured or DEFAULT_CHAINS[capability]))
+        ids = list(dict.fromkeys(override or configured or self.default_chain(capability)))
         if not ids:
             raise UnknownProvider(
                 f"the {capability} chain is empty; known {capability} providers: "
@@ -127,6 +134,14 @@ class ProviderCatalog:
                     f"{', '.join(self.known_ids(capability))}"
                 )
         return ids
+
+    def default_chain(self, capability: Capability) -> tuple[str, ...]:
+        """DEFAULT_CHAINS, with the user's own Stable Diffusion server first for images when it is configured
+        (free, local, and set up on purpose: it should be asked before a paid vendor)."""
+        chain = DEFAULT_CHAINS[capability]
+        if capability == "image" and self.settings.sd_base_url:
+            chain = (sd_provider_id(self.settings), *chain)
+        return chain
 
     def ranked_ids(self, capability: Capability, override: Sequence[str] | None = None) -> tuple[list[str], dict[str, str]]:
         """The chain in the order the policy gives, with why each provider is where it is.

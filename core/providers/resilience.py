@@ -132,6 +132,8 @@ class ConcurrencyLimits:
     def limit_for(self, provider_id: str) -> int:
         if provider_id in self.overrides:
             return max(1, int(self.overrides[provider_id]))
+        if provider_id.startswith("sd:"):
+            return 1  # the user's one GPU makes one image at a time; more in flight would only queue into timeouts
         if provider_id.startswith("local:"):
             return self.local
         return DEFAULT_CONCURRENCY.get(provider_id, _OTHER_REMOTE)

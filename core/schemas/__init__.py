@@ -6,9 +6,10 @@ not, gets the same checks. Results carry facts probed from the files they descri
 
 from __future__ import annotations
 
+import re
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 __all__ = [
     "ID_PATTERN",
@@ -27,6 +28,7 @@ __all__ = [
     "SceneResult",
     "NarrationResult",
     "ThumbnailResult",
+    "ImportResult",
     "VideoProperties",
     "ReadinessCheck",
     "AssemblyResult",
@@ -41,7 +43,7 @@ __all__ = [
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 AspectRatio = Literal["16:9", "9:16"]
 Capability = Literal["video", "speech", "image"]
-AssetKind = Literal["scene", "narration", "thumbnail", "final_video", "music"]
+AssetKind = Literal["scene", "narration", "thumbnail", "final_video", "music", "image", "font"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
@@ -88,6 +90,32 @@ class _VideoScoped(_Model):
     fresh: bool = Field(False, description="regenerate even when an identical request is in the cache")
 
 
+# Text the agent sends is drawn on cards, spoken, captioned and sent to vendors: control
+# characters (other than tab and newline) have no place in it and are refused, not stripped.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_PROVIDER_ID_CHARS = 100
+MAX_NARRATION_CHARS = 20_000
+
+
+def _plain_text(field: str, value: str | None, *, required: bool = False) -> str | None:
+    if value is None:
+        return value
+    bad = _CONTROL_CHARS.search(value)
+    if bad:
+        raise ValueError(f"{field} contains the control character U+{ord(bad.group()):04X}; remove it")
+    if required and not value.strip():
+        raise ValueError(f"{field} is blank: write what it should say")
+    return value
+
+
+def _provider_ids(value: list[str] | None) -> list[str] | None:
+    for pid in value or ():
+        if len(pid) > MAX_PROVIDER_ID_CHARS or _CONTROL_CHARS.search(pid):
+            raise ValueError(f"a provider id is at most {MAX_PROVIDER_ID_CHARS} plain characters, like "
+                             "'local:placeholder' (provider_report lists the known ids)")
+    return value
+
+
 class SceneRequest(_VideoScoped):
     scene_index: int = Field(ge=1, le=999)
     prompt: str = Field(min_length=1, max_length=4000)
@@ -95,6 +123,16 @@ class SceneRequest(_VideoScoped):
     aspect_ratio: AspectRatio = "16:9"
     style: str | None = Field(None, max_length=500)
     negative_prompt: str | None = Field(None, max_length=2000)
+
+    @field_validator("prompt", "style", "negative_prompt")
+    @classmethod
+    def _plain(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return _plain_text(info.field_name or "text", v, required=info.field_name == "prompt")
+
+    @field_validator("providers")
+    @classmethod
+    def _providers(cls, v: list[str] | None) -> list[str] | None:
+        return _provider_ids(v)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -118,7 +156,22 @@ class NarrationRequest(_VideoScoped):
                     raise ValueError(f"segment {i} is empty")
                 if len(s) > 5000:
                     raise ValueError(f"segment {i} is longer than 5000 characters")
+                _plain_text(f"segment {i}", s)
+            total = sum(len(s) for s in v)
+            if total > MAX_NARRATION_CHARS:
+                raise ValueError(f"the segments hold {total} characters; a narration is at most "
+                                 f"{MAX_NARRATION_CHARS} characters in all (split the video, or shorten the script)")
         return v
+
+    @field_validator("text", "voice", "instructions")
+    @classmethod
+    def _plain(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return _plain_text(info.field_name or "text", v)
+
+    @field_validator("providers")
+    @classmethod
+    def _providers(cls, v: list[str] | None) -> list[str] | None:
+        return _provider_ids(v)
 
     def texts(self) -> list[str]:
         """The narration as segments (a single ``text`` is one segment)."""
@@ -134,6 +187,16 @@ class ThumbnailRequest(_VideoScoped):
     subtitle: str | None = Field(None, max_length=120)
     prompt: str | None = Field(None, max_length=4000)
     style: str | None = Field(None, max_length=500)
+
+    @field_validator("title", "subtitle", "prompt", "style")
+    @classmethod
+    def _plain(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return _plain_text(info.field_name or "text", v, required=info.field_name == "title")
+
+    @field_validator("providers")
+    @classmethod
+    def _providers(cls, v: list[str] | None) -> list[str] | None:
+        return _provider_ids(v)
 
 
 class Overlay(_Model):
@@ -232,6 +295,19 @@ class NarrationResult(AssetResult):
 
 class ThumbnailResult(AssetResult):
     title: str
+
+
+class ImportResult(AssetResult):
+    """A file imported by import_asset (provider ``user:import``), in the contract format of its kind."""
+
+    source: str = Field(description="the file that was read (resolved, inside YTAP_IMPORT_ROOTS)")
+    scene_index: int | None = Field(None, description="kind=scene: the scene's position")
+    segments: list[SegmentTiming] = Field(default_factory=list,
+                                          description="kind=narration: one segment spanning the voiceover")
+    srt_path: str | None = Field(None, description="kind=narration: the caption file (empty without a transcript)")
+    srt_uri: str | None = None
+    font_name: str | None = Field(None, description="kind=font: family and style, as the font names them")
+    notes: list[str] = Field(default_factory=list, description="what was done to the file to fit the contract format")
 
 
 class VideoProperties(_Model):

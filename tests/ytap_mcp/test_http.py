@@ -19,6 +19,8 @@ from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
+from tools import TOOLS
+
 TOKEN = "ytap-test-token-3f9a1c77e2b54d10"
 
 
@@ -62,7 +64,7 @@ def test_http_streamable_submit_then_poll_across_two_connections(tmp_path: Path)
         async def main() -> dict:
             async with Client(url + "/mcp") as first:
                 tools = (await first.list_tools()).tools
-                assert len(tools) == 7
+                assert len(tools) == len(TOOLS)
                 env = (await first.call_tool("generate_scene", {"video_id": "h", "scene_index": 1, "prompt": "x",
                                                                 "duration_s": 1, "wait_seconds": 0})).structured_content
                 assert env["status"] in ("queued", "running")
@@ -120,7 +122,7 @@ def test_http_token_required_when_set(tmp_path: Path) -> None:
         n_tools = anyio.run(main)
     assert anonymous.status_code == 401 and wrong.status_code == 401
     assert TOKEN not in anonymous.text
-    assert n_tools == 7
+    assert n_tools == len(TOOLS)
 
 
 def test_http_sse_transport_serves_the_tools(tmp_path: Path) -> None:
@@ -134,7 +136,7 @@ def test_http_sse_transport_serves_the_tools(tmp_path: Path) -> None:
                     assert not report.is_error
                     return len((await session.list_tools()).tools)
 
-        assert anyio.run(main) == 7
+        assert anyio.run(main) == len(TOOLS)
 
 
 @pytest.mark.parametrize(("env_token", "extra", "needle"), [

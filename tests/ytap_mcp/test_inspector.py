@@ -23,10 +23,11 @@ from typing import Any
 
 import pytest
 
+from tools import TOOLS
+
 from .npm_tools import NpmTools, npm_tools, ytap_http_server
 
-TOOL_NAMES = {"generate_scene", "synthesize_narration", "make_thumbnail", "assemble_video", "provider_report",
-              "job_status", "cancel_job"}
+TOOL_NAMES = {t.name for t in TOOLS}  # from the registry: right whatever tools are added
 MODERN = "2026-07-28"
 ERAS = ["legacy", "modern"]
 
@@ -65,7 +66,7 @@ def test_inspector_tools_list_strict_stdio(tools: NpmTools, tmp_path: Path, era:
     proc = _inspector(tools, tmp_path, "--method", "tools/list", "--strict", "--protocol-era", era, "--format", "json",
                       *_stdio_target(tmp_path))
     listed = _result(proc)["tools"]
-    assert {t["name"] for t in listed} == TOOL_NAMES and len(listed) == 7
+    assert {t["name"] for t in listed} == TOOL_NAMES and len(listed) == len(TOOLS)
     assert all(t["inputSchema"]["type"] == "object" and t.get("outputSchema") for t in listed)
     # --strict exits 6 on any error-severity problem and prints a summary when it found anything at all;
     # a schema set with no problems prints nothing.

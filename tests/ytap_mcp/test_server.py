@@ -11,10 +11,10 @@ import pytest
 from mcp import Client
 
 from core.media.probe import is_faststart, probe
+from tools import TOOLS
 from ytap_mcp.server import YtapServer
 
-TOOL_NAMES = {"generate_scene", "synthesize_narration", "make_thumbnail", "assemble_video", "provider_report",
-              "job_status", "cancel_job"}
+TOOL_NAMES = {t.name for t in TOOLS}  # from the registry: right whatever tools are added
 
 
 def run(fn, *args: Any) -> Any:

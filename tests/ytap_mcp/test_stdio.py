@@ -11,6 +11,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from core.media.probe import is_faststart, probe
+from tools import TOOLS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,7 +41,7 @@ def test_stdio_python_m_ytap_mcp_lists_tools_with_schemas(tmp_path: Path) -> Non
     finally:
         stdio_mod.stdio_client = original
         errlog.close()
-    assert len(tools) == 7
+    assert len(tools) == len(TOOLS)
     assert all(t.input_schema["type"] == "object" and t.output_schema for t in tools)
 
 

@@ -266,7 +266,8 @@ def test_build_argv_gop_is_half_the_frame_rate() -> None:
 
 def test_build_argv_graph_normalises_each_scene() -> None:
     g = _graph(A.build_argv(_two_scene_job(), Path("o.mp4")))
-    assert g.count("setpts=PTS-STARTPTS") == 2
+    # zeroed before the cut (a source that starts late keeps its head) and after it
+    assert g.count("setpts=PTS-STARTPTS") == 4
     assert "trim=duration=1:start=0" in g and "trim=duration=1.5:start=0" in g
     assert g.count("force_original_aspect_ratio=decrease") == 2
     assert g.count("pad=color=black:h=180:w=320:x=(ow-iw)/2:y=(oh-ih)/2") == 2
@@ -445,7 +446,8 @@ def test_render_narration_shorter_pads_with_silence(clips: dict[str, Path], info
     assert _changed_fraction(frames[-2], frames[-1]) > 0.001  # no hold: still moving at the end
     peaks = _audio_peaks(out, 0.1)
     assert all(p > 0.05 for p in peaks[1:9])
-    assert all(p < 0.01 for p in peaks[12:])
+    assert all(p < 0.01 for p in peaks[12:19])  # silence after the narration ...
+    assert all(p > 0.05 for p in peaks[21:29])  # ... until the 4:3 clip's own sound (kept in the mix)
 
 
 @pytest.mark.slow
@@ -489,3 +491,443 @@ def test_render_failure_raises_media_error_and_leaves_nothing(clips: dict[str, P
     with pytest.raises(MediaError):
         A.render(tl, out)
     assert not out.exists()
+
+
+# =========================================================================== issue #4: the full graph
+
+import math  # noqa: E402
+import re  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from core.media import encoders as E  # noqa: E402
+from core.media.youtube import max_bitrate_kbps, stream_structure  # noqa: E402
+
+
+def _main_chain(argv: list[str], n: int) -> list[str]:
+    """Filter names from an input to the ``n``-th mapped output, following each filter's first input."""
+    producers: dict[str, tuple[str, str]] = {}
+    for stmt in _graph(argv).split(";"):
+        m = re.fullmatch(r"((?:\[[^\]]+\])+)([a-z0-9_]+)(?:=[^\[]*)?((?:\[[^\]]+\])+)", stmt)
+        assert m, stmt
+        first_in = re.findall(r"\[([^\]]+)\]", m.group(1))[0]
+        for out in re.findall(r"\[([^\]]+)\]", m.group(3)):
+            producers[out] = (m.group(2), first_in)
+    label = [argv[i + 1] for i, a in enumerate(argv) if a == "-map"][n].strip("[]")
+    names: list[str] = []
+    while label in producers:
+        name, label = producers[label]
+        names.append(name)
+    return names[::-1]
+
+
+def _video_encoders(argv: list[str]) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == "-c:v"]
+
+
+def _make(path: Path, *args: str) -> Path:
+    run_ffmpeg([*args, str(path)], timeout_s=60, what=f"make {path.name}")
+    return path
+
+
+def _rgb(frame: av.VideoFrame) -> np.ndarray:
+    return frame.to_ndarray(format="rgb24").astype(int)
+
+
+def _samples(path: Path) -> np.ndarray:
+    """Left channel, float, 48 kHz."""
+    out = []
+    with av.open(str(path)) as c:
+        for frame in c.decode(audio=0):
+            out.append(frame.to_ndarray()[0])
+    return np.concatenate(out)
+
+
+def _tone_level_db(x: np.ndarray, freq: float, t0: float, t1: float, rate: int = 48000) -> float:
+    seg = x[int(t0 * rate): int(t1 * rate)]
+    t = np.arange(len(seg)) / rate
+    amp = 2 * abs(np.dot(seg, np.exp(-2j * np.pi * freq * t))) / len(seg)
+    return 20 * np.log10(max(amp, 1e-9))
+
+
+def _loudness_ok(path: Path, target: float = -14.0) -> A.Loudness:
+    loud = A.measure_loudness(path)
+    assert abs(loud.integrated_lufs - target) <= 1.0, loud
+    assert loud.true_peak_dbtp <= -1.0, loud
+    return loud
+
+
+@pytest.fixture(scope="session")
+def more_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("assembly_more")
+    x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    clips = {
+        "red": _make(d / "red.mp4", "-f", "lavfi", "-i", "color=c=red:s=320x180:r=30:d=1", *x264),
+        "blue": _make(d / "blue.mp4", "-f", "lavfi", "-i", "color=c=blue:s=320x180:r=30:d=1", "-f", "lavfi", "-i",
+                      "sine=f=500:r=48000:d=1", *x264, "-c:a", "aac"),
+        "gray4": _make(d / "gray4.mp4", "-f", "lavfi", "-i", "color=c=0x606060:s=320x180:r=30:d=4", *x264),
+        # green screen with a white "presenter" in the middle
+        "green": _make(d / "green.mp4", "-f", "lavfi", "-i",
+                       "color=c=0x00FF00:s=320x180:r=30:d=1,drawbox=x=120:y=40:w=80:h=140:color=white:t=fill", *x264),
+        # narration-like: 300 Hz for 1.6 s, then silence; music: 2 kHz for 10 s
+        "voice": _make(d / "voice.wav", "-f", "lavfi", "-i", "sine=f=300:r=48000:d=1.6", "-af", "apad=whole_dur=4"),
+        "music": _make(d / "music.m4a", "-f", "lavfi", "-i", "sine=f=2000:r=48000:d=10", "-c:a", "aac"),
+        # peaky: quiet pink noise with loud clicks: levelled to -14 LUFS the clicks pass 0 dBFS
+        "peaky": _make(d / "peaky.wav", "-f", "lavfi", "-i",
+                       "aevalsrc='0.02*sin(2*PI*220*t)+if(lt(mod(t\\,0.25)\\,0.0015)\\,0.9\\,0)':s=48000:d=2"),
+    }
+    from PIL import Image
+
+    Image.new("RGBA", (40, 40), (255, 0, 0, 255)).save(d / "wm.png")
+    clips["wm"] = d / "wm.png"
+    return clips
+
+
+def _si(path: Path) -> A.SceneInput:
+    return A.SceneInput(path, probe(path))
+
+
+# --------------------------------------------------------------------------- timeline (pure)
+
+
+def test_build_timeline_crossfades_overlap_on_the_frame_grid() -> None:
+    tl = A.build_timeline([_scene("a.mp4", 1.0), _scene("b.mp4", 1.0), _scene("c.mp4", 2.0)],
+                          width=320, height=180, fps=30, crossfade_s=0.5)
+    assert [s.overlap_frames for s in tl.scenes] == [0, 15, 15]
+    assert [s.start_frame for s in tl.scenes] == [0, 15, 30]
+    assert tl.scene_frames == tl.total_frames == 30 + 30 + 60 - 30
+    assert tl.duration_ms == 3000
+
+
+def test_build_timeline_crossfade_never_takes_more_than_half_a_scene() -> None:
+    tl = A.build_timeline([_scene("a.mp4", 2.0), _scene("short.mp4", 0.2), _scene("c.mp4", 2.0)],
+                          width=320, height=180, fps=30, crossfade_s=1.0)
+    assert [s.overlap_frames for s in tl.scenes] == [0, 3, 3]  # 6 frames: 3 in, 3 out
+    assert tl.total_frames == 60 + 6 + 60 - 6
+
+
+def test_build_timeline_presenter_takes_its_background_slot_length() -> None:
+    bg = _scene("bg.mp4", 5.0)
+    pres = A.SceneInput(Path("p.mp4"), _fake_info("p.mp4", 2.0), background=bg, chroma=A.ChromaKey("#00ff00"))
+    tl = A.build_timeline([_scene("a.mp4", 1.0), pres], width=320, height=180, fps=30)
+    assert tl.total_frames == 90
+    assert tl.scenes[1].background is not None and tl.scenes[1].background.path == Path("bg.mp4")
+
+
+# --------------------------------------------------------------------------- argv (pure)
+
+
+def _everything(**kw: object) -> A.Timeline:
+    bg = A.SceneInput(Path("/w/bg.mp4"), _fake_info("/w/bg.mp4", 3.0, w=1920, h=1080))
+    pres = A.SceneInput(Path("/w/p.mp4"), _fake_info("/w/p.mp4", 2.0), background=bg, chroma=A.ChromaKey())
+    tl = A.build_timeline(
+        [_scene("/w/s1.mp4", 2.0, fps=24, audio=True), _scene("/w/s2.mp4", 2.0, w=180, h=320), pres],
+        width=1920, height=1080, fps=30, narration=A.NarrationInput(Path("/w/n.wav"), 5.5),
+        music=A.MusicInput(Path("/w/music.mp3"), 40.0), watermark=A.Watermark(Path("/w/wm.png")),
+        captions_ass="[Script Info]\n", crossfade_s=0.5, fit="blur", **kw,  # type: ignore[arg-type]
+    )
+    return replace(tl, levels=A.AudioLevels(narration_db=2.0, music_db=-20.0, scene_db=(-6.0, None, None),
+                                            final_db=1.5, limiter=True))
+
+
+def test_build_argv_everything_is_still_one_graph_and_one_video_encode() -> None:
+    argv = A.build_argv(_everything(), Path("/w/o.mp4"), work_dir=Path("/tmp/work"))
+    assert argv.count("-filter_complex") == 1
+    assert _video_encoders(argv) == ["libx264"]
+    assert argv.count("-c:a") == 1
+    g = _graph(argv)
+    # video: blur fill, chroma key over the background, crossfades, watermark, captions, tags
+    assert "gblur" in g and "split=2" in g
+    assert "chromakey=blend=0.05:color=0x00FF00:similarity=0.15" in g
+    assert g.count("xfade=") == 2 and "offset=1.5" in g
+    assert "colorchannelmixer=aa=0.6" in g
+    assert "ass=filename=/tmp/work/captions.ass:fontsdir=" in g
+    video_chain = _main_chain(argv, 0)
+    order = [max(i for i, x in enumerate(video_chain) if x == n) for n in ("xfade", "tpad", "overlay", "ass",
+                                                                           "setparams")]
+    assert order == sorted(order), video_chain  # fades, hold, watermark, captions, tags
+    # audio: looped music ducked under the narration, scene sound placed in samples, summed, levelled, limited
+    i = argv.index("/w/music.mp3")
+    assert argv[i - 3: i - 1] == ["-stream_loop", "-1"]
+    assert "sidechaincompress" in g and "asplit=2" in g
+    assert "amix=dropout_transition=0:duration=longest:inputs=3:normalize=0" in g
+    assert "volume=-6.00dB" in g and "volume=2.00dB" in g and "volume=-20.00dB" in g and "volume=1.50dB" in g
+    assert "alimiter" in g and "level=0" in g and "aresample=192000" in g
+    assert "afade=d=0.5:st=1.5:t=out" in g  # scene 1's sound fades out under the crossfade
+    assert g.count("afade=") == 3  # that one, and the music's fade in and out
+    assert f"atrim=end_sample={_everything().audio_samples}" in g
+    # scene 2 has no sound, and presenter/background are one slot: only scene 1's sound is an input
+    assert argv.count("/w/s1.mp4") == 2 and argv.count("/w/s2.mp4") == 1 and argv.count("/w/p.mp4") == 1
+
+
+def test_build_argv_scene_sound_is_placed_at_its_start_in_samples() -> None:
+    tl = A.build_timeline([_scene("/w/a.mp4", 1.0), _scene("/w/b.mp4", 1.0, audio=True)], width=320, height=180,
+                          fps=30, crossfade_s=0.25)
+    g = _graph(A.build_argv(tl, Path("o.mp4")))
+    start = tl.scenes[1].start_frame
+    assert start == 22 and f"adelay=all=1:delays={start * 1600}S" in g
+    assert "afade=d=0.266667:st=0:t=in" in g  # 8 frames
+
+
+def test_build_argv_webm_export_is_the_same_pass_split_in_two() -> None:
+    argv = A.build_argv(_two_scene_job(), Path("/w/o.mp4"), webm_path=Path("/w/o.webm"))
+    assert argv.count("-filter_complex") == 1
+    assert _video_encoders(argv) == ["libx264", "libvpx-vp9"]
+    assert "libopus" in argv and argv[-1] == "/w/o.webm"
+
+
+def test_build_argv_maxrate_from_youtube_table() -> None:
+    assert max_bitrate_kbps(1920, 1080, 30) == 8000 and max_bitrate_kbps(1080, 1920, 60) == 12000
+    assert max_bitrate_kbps(1280, 720, 60) == 7500 and max_bitrate_kbps(3840, 2160, 30) == 45000
+    assert max_bitrate_kbps(2560, 1440, 60) == 24000 and max_bitrate_kbps(1600, 900, 30) == 8000
+    argv = A.build_argv(A.build_timeline([_scene("a.mp4", 1.0)], width=1080, height=1920, fps=60), Path("o.mp4"))
+    assert _arg(argv, "-maxrate") == "12000k" and _arg(argv, "-bufsize") == "24000k" and _arg(argv, "-g") == "30"
+
+
+def test_plan_and_finish_levels() -> None:
+    tl = A.build_timeline([_scene("a.mp4", 1.0, audio=True), _scene("b.mp4", 1.0, audio=True)], width=320,
+                          height=180, fps=30, narration=A.NarrationInput(Path("n.wav"), 1.0),
+                          music=A.MusicInput(Path("m.mp3"), 9.0),
+                          mix=A.MixSettings(loudness_lufs=-14, music_volume_db=-12, scene_audio_volume_db=-10))
+    L = A.Loudness
+    levels = A.plan_levels(tl, {"narration": L(-20.0, -6.0), "music": L(-10.0, -1.0), "scene:0": L(-30.0, -12.0),
+                                "scene:1": L(-70.0, -math.inf)})
+    assert levels.narration_db == 6.0 and levels.music_db == -16.0
+    assert levels.scene_db == (6.0, None)  # -24 wanted; a silent track is left out
+    quiet = A.plan_levels(tl, {"scene:0": L(-50.0, -30.0)})
+    assert quiet.scene_db[0] == 12.0  # room tone is not pulled up to dialogue level
+    done = A.finish_levels(levels, L(-16.3, -4.0), -14.0)
+    assert done.final_db == 2.3 and not done.limiter
+    hot = A.finish_levels(levels, L(-16.3, -3.0), -14.0)
+    assert hot.limiter  # -3 + 2.3 = -0.7 dBTP would pass the -1.5 ceiling
+    silent = A.finish_levels(levels, L(-70.0, -math.inf), -14.0)
+    assert silent.final_db == 0.0 and not silent.limiter
+
+
+# --------------------------------------------------------------------------- renders
+
+
+def test_render_loudness_on_target_with_true_peak_under_ceiling(more_clips: dict[str, Path], tmp_path: Path) -> None:
+    tl = A.build_timeline([_si(more_clips["gray4"])], width=320, height=180, fps=FPS,
+                          narration=A.NarrationInput(more_clips["voice"], 4.0),
+                          music=A.MusicInput(more_clips["music"], 10.0))
+    tl = A.level_audio(tl)
+    assert tl.levels is not None and tl.levels.narration_db > 5  # a quiet sine brought up to the target
+    out = tmp_path / "loud.mp4"
+    A.render(tl, out, preset="ultrafast")
+    _loudness_ok(out)
+
+
+def test_render_limiter_keeps_loudness_when_peaks_would_pass_the_ceiling(more_clips: dict[str, Path],
+                                                                          tmp_path: Path) -> None:
+    tl = A.build_timeline([_si(more_clips["red"])], width=320, height=180, fps=FPS,
+                          narration=A.NarrationInput(more_clips["peaky"], 2.0), tail_s=0.0)
+    tl = A.level_audio(tl)
+    assert tl.levels is not None and tl.levels.limiter
+    assert tl.levels.measured_true_peak_dbtp is not None and tl.levels.measured_true_peak_dbtp + tl.levels.final_db > 0
+    out = tmp_path / "peaky.mp4"
+    A.render(tl, out, preset="ultrafast")
+    _loudness_ok(out)
+
+
+def test_render_music_ducks_under_the_narration(more_clips: dict[str, Path], tmp_path: Path) -> None:
+    tl = A.build_timeline([_si(more_clips["gray4"])], width=320, height=180, fps=FPS,
+                          narration=A.NarrationInput(more_clips["voice"], 4.0),
+                          music=A.MusicInput(more_clips["music"], 10.0))
+    out = tmp_path / "duck.mp4"
+    A.render(A.level_audio(tl), out, preset="ultrafast")
+    x = _samples(out)
+    under = _tone_level_db(x, 2000, 1.1, 1.55)  # the narration speaks until 1.6 s
+    free = _tone_level_db(x, 2000, 2.1, 2.6)  # music alone (its fade-out starts at 2.67 s)
+    assert free - under >= 6.0, (under, free)
+    assert _tone_level_db(x, 300, 1.1, 1.55) > under + 6  # and the narration is on top
+
+
+def test_render_crossfade_length_and_blend(more_clips: dict[str, Path], tmp_path: Path) -> None:
+    scenes = [_si(more_clips["red"]), _si(more_clips["blue"]), _si(more_clips["red"])]
+    tl = A.build_timeline(scenes, width=320, height=180, fps=FPS, crossfade_s=0.4)
+    assert tl.total_frames == 90 - 2 * 12
+    out = tmp_path / "xfade.mp4"
+    info = A.render(tl, out, preset="ultrafast")
+    _check_youtube_basics(info, out, width=320, height=180, frames=tl.total_frames)
+    assert info.video.duration_s == pytest.approx(3.0 - 2 * 0.4, abs=FRAME_S)  # type: ignore[union-attr]
+    frames = _frames(out)
+    assert len(frames) == 66
+    first, mid, blue = _rgb(frames[5])[90, 160], _rgb(frames[24])[90, 160], _rgb(frames[28])[90, 160]
+    assert first[0] > 200 and first[2] < 40  # red
+    assert 60 < mid[0] < 200 and 60 < mid[2] < 200  # half way through the fade: both
+    assert blue[2] > 200 and blue[0] < 40
+    # the blue clip's tone fades in and out with its picture: silent at the start, loud in the middle
+    x = _samples(out)
+    assert _tone_level_db(x, 500, 0.0, 0.15) < -60
+    assert _tone_level_db(x, 500, 0.8, 1.0) > -25
+
+
+def test_render_fit_cover_and_blur(clips: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path) -> None:
+    scenes = _scenes(clips, infos, "portrait.mp4")  # white, 180x320
+    for fit in ("cover", "blur"):
+        tl = A.build_timeline(scenes, width=320, height=180, fps=FPS, fit=fit)  # type: ignore[arg-type]
+        out = tmp_path / f"{fit}.mp4"
+        A.render(tl, out, preset="ultrafast")
+        row = _luma(_frames(out)[10])[90]
+        assert min(row[140:180]) > 200  # the picture
+        assert min(row[:60]) > 100 and min(row[-60:]) > 100, fit  # no black bars: cropped, or blurred fill
+
+
+def test_render_watermark_in_its_corner(more_clips: dict[str, Path], tmp_path: Path) -> None:
+    tl = A.build_timeline([_si(more_clips["gray4"])], width=320, height=180, fps=FPS,
+                          watermark=A.Watermark(more_clips["wm"], "bottom-right", opacity=1.0, width_px=40))
+    out = tmp_path / "wm.mp4"
+    A.render(tl, out, preset="ultrafast")
+    rgb = _rgb(_frames(out)[60])
+    margin = round(180 * 0.03)
+    corner = rgb[180 - margin - 20, 320 - margin - 20]
+    assert corner[0] > 180 and corner[1] < 60 and corner[2] < 60  # red
+    assert abs(int(rgb[20, 20][0]) - 96) < 12  # elsewhere the gray scene
+
+
+def test_render_presenter_is_keyed_over_its_background(more_clips: dict[str, Path], tmp_path: Path) -> None:
+    pres = A.SceneInput(more_clips["green"], probe(more_clips["green"]), background=_si(more_clips["blue"]),
+                        chroma=A.ChromaKey("#00FF00", 0.15, 0.05))
+    tl = A.build_timeline([pres], width=320, height=180, fps=FPS)
+    out = tmp_path / "keyed.mp4"
+    A.render(tl, out, preset="ultrafast")
+    rgb = _rgb(_frames(out)[15])
+    assert rgb[100, 160].min() > 200  # the presenter (white box)
+    assert rgb[20, 20][2] > 180 and rgb[20, 20][1] < 80  # the screen is gone: blue background shows
+
+
+def test_render_webm_export_beside_the_mp4(more_clips: dict[str, Path], tmp_path: Path) -> None:
+    if not _has_encoder("libvpx-vp9"):
+        pytest.skip("this ffmpeg has no libvpx-vp9")
+    tl = A.build_timeline([_si(more_clips["blue"])], width=320, height=180, fps=FPS)
+    out, webm = tmp_path / "o.mp4", tmp_path / "o.webm"
+    A.render(tl, out, preset="ultrafast", webm_path=webm)
+    w = probe(webm, count_frames=True)
+    assert w.video and w.audio and (w.video.codec, w.audio.codec) == ("vp9", "opus")
+    assert w.video.frames == 30 and (w.video.width, w.video.height) == (320, 180)
+
+
+def _uniform(path: Path, colour: str, *, size: str = "320x180", gop: int = 15) -> Path:
+    opts = E.LIBX264.output_options(gop=gop, crf=23, maxrate_kbps=1000, preset="ultrafast")
+    args = ["-f", "lavfi", "-i", f"testsrc2=s={size}:r=30:d=1,drawbox=c={colour}:t=fill:w=40:h=40", "-f", "lavfi",
+            "-i", "sine=f=440:r=48000:d=1"]
+    for k, v in opts.items():
+        args += [f"-{k}", str(v)]
+    return _make(path, *args, "-c:a", "aac", "-shortest")
+
+
+def test_stream_copy_when_scenes_already_match(tmp_path: Path) -> None:
+    a, b = _uniform(tmp_path / "a.mp4", "red"), _uniform(tmp_path / "b.mp4", "blue")
+    scenes = [_si(a), _si(b)]
+    tl = A.build_timeline(scenes, width=320, height=180, fps=FPS)
+    structures = [stream_structure(p) for p in (a, b)]
+    assert structures[0].gop_frames <= 15 and structures[0].closed_gop and structures[0].max_b_frames <= 2
+    assert A.stream_copy_blockers(tl, scenes, structures) == []
+    tl = A.level_audio(replace(tl, copy_video=True))
+    argv = A.build_argv(tl, tmp_path / "o.mp4", work_dir=tmp_path)
+    assert _video_encoders(argv) == ["copy"] and "libx264" not in argv
+    assert argv[argv.index("-f") + 1] == "concat"
+    assert A.describe_encode(tl)["encoder"] == "copy" and A.describe_encode(tl)["passes"] == 0
+    out = tmp_path / "copy.mp4"
+    info = A.render(tl, out)
+    _check_youtube_basics(info, out, width=320, height=180, frames=60)
+    assert stream_structure(out).frames == 60
+    _loudness_ok(out)
+
+
+def test_stream_copy_refused_with_reasons(tmp_path: Path, more_clips: dict[str, Path]) -> None:
+    a, big = _uniform(tmp_path / "a.mp4", "red"), _uniform(tmp_path / "big.mp4", "red", size="640x360")
+    longgop = _uniform(tmp_path / "g.mp4", "red", gop=30)
+    scenes = [_si(a), _si(big), _si(longgop)]
+    tl = A.build_timeline(scenes, width=320, height=180, fps=FPS, captions_ass="x")
+    reasons = A.stream_copy_blockers(tl, scenes, [stream_structure(s.path) for s in scenes])
+    text = " | ".join(reasons)
+    assert "captions" in text and "640x360" in text and "GOP of 30" in text
+
+
+def test_render_failure_message_carries_ffmpeg_stderr(infos: dict[str, MediaInfo], tmp_path: Path) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
+    tl = A.build_timeline([A.SceneInput(broken, infos["c30.mp4"])], width=320, height=180, fps=FPS)
+    with pytest.raises(MediaError) as err:
+        A.render(tl, tmp_path / "x.mp4")
+    msg = err.value.message
+    assert "ffmpeg exit" in msg and ("moov atom not found" in msg or "Invalid data" in msg), msg
+
+
+def test_render_60fps_portrait_1080x1920(clips: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path) -> None:
+    scenes = _scenes(clips, infos, "c24_43.mp4")  # 1 s
+    tl = A.build_timeline(scenes, width=1080, height=1920, fps=60, fit="blur")
+    out = tmp_path / "short.mp4"
+    info = A.render(A.level_audio(tl), out, preset="ultrafast")
+    v = info.video
+    assert v is not None and (v.width, v.height, v.fps) == (1080, 1920, 60.0)
+    st = stream_structure(out)
+    assert st.frames == 60 and st.gop_frames <= 30 and st.closed_gop
+
+
+# --------------------------------------------------------------------------- the split pipeline (assemble)
+
+
+def test_split_argvs_are_one_video_encode_one_audio_encode_and_a_copy() -> None:
+    tl = _everything()
+    video = A.build_video_argv(tl, Path("/t/video.mp4"), work_dir=Path("/t"))
+    assert _video_encoders(video) == ["libx264"] and "-c:a" not in video
+    assert "/w/n.wav" not in video and "/w/music.mp3" not in video  # no audio input in the video half
+    assert "-an" not in video and video.count("-map") == 1
+    audio = A.build_audio_argv(tl, Path("/t/audio.m4a"))
+    assert "-c:v" not in audio and _arg(audio, "-c:a") == "aac" and _arg(audio, "-b:a") == "384k"
+    assert _arg(audio, "-aac_coder") == "fast" and _arg(audio, "-aac_ms") == "0"
+    assert "sidechaincompress" in _graph(audio) and "xfade" not in _graph(audio)
+    mux = A.build_mux_argv(tl, Path("/w/o.mp4"), audio_m4a=Path("/t/audio.m4a"), video=Path("/t/video.mp4"))
+    assert _arg(mux, "-c") == "copy" and "-filter_complex" not in mux and _arg(mux, "-movflags") == "+faststart"
+    copy = A.build_copy_video_argv(replace(tl, copy_video=True), Path("/t/video.mp4"), work_dir=Path("/t"))
+    assert copy[:2] == ["-f", "concat"] and _arg(copy, "-c:v") == "copy" and "h264_metadata" in _arg(copy, "-bsf:v")
+
+
+def test_assemble_keeps_sound_in_sync_through_the_remux(more_clips: dict[str, Path], tmp_path: Path) -> None:
+    # red (silent) 1 s, then blue with a 500 Hz tone: the tone must start at 1.0 s, within a
+    # frame, after the audio went through its own AAC file and a stream-copy mux.
+    tl = A.build_timeline([_si(more_clips["red"]), _si(more_clips["blue"])], width=320, height=180, fps=FPS,
+                          narration=A.NarrationInput(more_clips["voice"], 4.0), tail_s=0.0)
+    out = tmp_path / "split.mp4"
+    progress: list[float] = []
+    done = A.assemble(tl, out, preset="ultrafast", on_progress=progress.append)
+    assert done.encoder == E.LIBX264 and done.timeline.levels is not None
+    info = probe(out)
+    _check_youtube_basics(info, out, width=320, height=180, frames=tl.total_frames)
+    assert progress[-1] == 1.0 and progress == sorted(progress)
+    x = _samples(out)
+    window = 480  # 10 ms
+    levels = [_tone_level_db(x, 500, i * window / 48000, (i + 1) * window / 48000) for i in range(len(x) // window)]
+    onset = next(i for i, db in enumerate(levels) if db > -40) * window / 48000
+    assert abs(onset - 1.0) <= FRAME_S, onset
+    loud = A.measure_loudness(out)
+    assert abs(loud.integrated_lufs - done.audio_loudness.integrated_lufs) < 0.05  # the measured stream is the file's
+    _loudness_ok(out)
+
+
+def test_assemble_cancel_leaves_nothing(clips: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path) -> None:
+    tl = A.build_timeline(_scenes(clips, infos, *(["c30.mp4"] * 4)), width=1920, height=1080, fps=FPS)
+    cancel = threading.Event()
+    out = tmp_path / "c.mp4"
+
+    def progress(fraction: float) -> None:
+        cancel.set()
+
+    with pytest.raises(OperationCancelled):
+        A.assemble(tl, out, cancel=cancel, on_progress=progress, preset="medium")
+    assert not out.exists()
+
+
+def test_silent_aac_track_is_found_from_packets(more_clips: dict[str, Path], tmp_path: Path) -> None:
+    silent = _make(tmp_path / "silent.mp4", "-f", "lavfi", "-i", "color=c=red:s=64x64:r=30:d=1", "-f", "lavfi", "-i",
+                   "anullsrc=r=48000:cl=stereo", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-b:a",
+                   "384k", "-t", "1")
+    assert A.silent_aac_track(silent)
+    assert not A.silent_aac_track(more_clips["blue"])  # a tone
+    assert not A.silent_aac_track(more_clips["red"])  # no audio at all
+    info = probe(silent)
+    tl = A.build_timeline([A.SceneInput(silent, info, silent_audio=True)], width=320, height=180, fps=FPS)
+    assert not tl.scenes[0].has_audio and "silent.mp4" not in A.build_audio_argv(tl, Path("a.m4a"))

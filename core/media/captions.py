@@ -1,0 +1,294 @@
+"""Captions: narration timings -> cues -> an ASS document (burned in by libass) and an SRT sidecar.
+
+Cues come from the narration's per-word timings (ElevenLabs alignment, espeak word
+events); a segment without word timings has its words spread over its span
+(:func:`core.media.srt.spread_words`). The grouping rules are :mod:`core.media.srt`'s
+(a cue never spans two segments, ends at a sentence end, at most two lines, balanced
+lines), so the burned-in captions and the sidecar are the same cues: :func:`caption_cues`
+renders them with :func:`~core.media.srt.to_srt` and reads them back.
+
+Layout (:class:`CaptionLayout`) is in output pixels (``PlayResX/Y`` = the video's size):
+
+* 16:9 — at most 42 characters a line, bottom-centred inside a 10 % side margin;
+* 9:16 — fewer characters (what fits a narrower box at a larger size), and placed
+  clear of the Shorts interface: above the bottom quarter (title, channel, subscribe,
+  navigation) and left of the action-button column on the right.
+
+Every line is measured with the bundled font (Pillow and libass both use FreeType); a cue
+whose widest line would not fit its box gets a smaller size (``\\fs``) rather than being
+re-wrapped by libass (``WrapStyle: 2`` — only our line breaks).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from core.media.fonts import FONT_DIR, font_path
+from core.media.srt import to_srt
+from core.schemas import SegmentTiming
+
+__all__ = [
+    "Cue",
+    "CaptionLayout",
+    "OverlayText",
+    "SHORTS_UI_BOTTOM_FRACTION",
+    "SHORTS_UI_RIGHT_FRACTION",
+    "FONT_FAMILY",
+    "FONTS_DIR",
+    "caption_cues",
+    "parse_srt",
+    "cues_to_srt",
+    "build_ass",
+    "text_width_px",
+]
+
+# YouTube Shorts draws its interface over the bottom of the picture (title, channel,
+# subscribe button, sound, navigation: about the bottom quarter) and a column of action
+# buttons (like, comment, share, remix) down the right edge.
+SHORTS_UI_BOTTOM_FRACTION = 0.25
+SHORTS_UI_RIGHT_FRACTION = 0.15
+
+FONT_FAMILY = "Inter"  # Inter-Bold.otf: family "Inter", weight bold (font_path("text"))
+FONTS_DIR = FONT_DIR  # handed to libass as fontsdir, so no system font is ever used
+
+_MAX_CHARS_LANDSCAPE = 42
+_WIDTH_SAFETY = 0.97  # libass shapes with HarfBuzz (kerning); Pillow's basic layout may differ slightly
+_TIME_RE = re.compile(r"(\d+):(\d\d):(\d\d)[,.](\d{3})")
+
+
+@dataclass(frozen=True)
+class Cue:
+    start_ms: int
+    end_ms: int
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OverlayText:
+    text: str
+    start_s: float
+    end_s: float
+    position: str  # top, center, bottom, top-left, top-right, bottom-left, bottom-right
+
+
+@dataclass(frozen=True)
+class CaptionLayout:
+    """Caption geometry for one output size, in output pixels."""
+
+    width: int
+    height: int
+    font_size: int
+    outline_px: int
+    shadow_px: int
+    margin_l: int
+    margin_r: int
+    margin_v: int  # from the bottom edge to the bottom of the last line
+    max_chars: int
+    max_lines: int = 2
+
+    @property
+    def portrait(self) -> bool:
+        return self.height > self.width
+
+    @property
+    def box_width(self) -> int:
+        return self.width - self.margin_l - self.margin_r
+
+    @property
+    def overlay_font_size(self) -> int:
+        return round(self.font_size * 1.15)
+
+    @classmethod
+    def for_size(cls, width: int, height: int) -> CaptionLayout:
+        if height > width:
+            # 9:16: a larger size relative to the width, for a phone held upright.
+            font = max(12, round(width * 0.065))
+            margin_l = round(width * 0.07)
+            margin_r = max(margin_l, math.ceil(width * (SHORTS_UI_RIGHT_FRACTION + 0.01)))
+            margin_v = math.ceil(height * (SHORTS_UI_BOTTOM_FRACTION + 0.03))
+        else:
+            font = max(12, round(height * 0.06))
+            margin_l = margin_r = round(width * 0.10)
+            margin_v = round(height * 0.075)
+        outline = max(1, round(font * 0.075))
+        # No drop shadow: ffmpeg blends each libass layer in plain C on every frame, and the
+        # shadow layer (as large as the outline) cost 0.8 CPU-s on a 30 s 1080p job, almost
+        # half of the captions' cost; the black outline alone keeps the text legible.
+        shadow = 0
+        box = width - margin_l - margin_r
+        # What fits at an average Inter Bold advance of ~0.6 em (a size is ~1.2 em in ASS).
+        fits = int(box / (font * 0.55))
+        max_chars = max(12, min(_MAX_CHARS_LANDSCAPE, fits))
+        return cls(width, height, font, outline, shadow, margin_l, margin_r, margin_v, max_chars)
+
+
+# --------------------------------------------------------------------------- cues
+
+
+def caption_cues(segments: Sequence[SegmentTiming], layout: CaptionLayout, *, max_cue_s: float = 6.0) -> list[Cue]:
+    """Cues for ``segments`` under ``layout``'s line length (the SRT rules, read back)."""
+    return parse_srt(to_srt(segments, max_chars_per_line=layout.max_chars, max_lines=layout.max_lines,
+                            max_cue_s=max_cue_s))
+
+
+def parse_srt(text: str) -> list[Cue]:
+    """Cues of an SRT document (ours: numbered blocks separated by blank lines)."""
+    cues: list[Cue] = []
+    for block in re.split(r"\n\s*\n", text.strip().replace("\r\n", "\n")):
+        lines = block.split("\n")
+        for i, line in enumerate(lines[:2]):
+            if "-->" in line:
+                start, _, end = line.partition("-->")
+                s, e = _TIME_RE.search(start), _TIME_RE.search(end)
+                if s and e:
+                    body = tuple(t.strip() for t in lines[i + 1 :] if t.strip())
+                    if body:
+                        cues.append(Cue(_ms(s), _ms(e), body))
+                break
+    return cues
+
+
+def cues_to_srt(cues: Sequence[Cue]) -> str:
+    blocks = [f"{n}\n{_srt_time(c.start_ms)} --> {_srt_time(c.end_ms)}\n" + "\n".join(c.lines)
+              for n, c in enumerate(cues, 1)]
+    return "\n\n".join(blocks) + "\n" if blocks else ""
+
+
+# --------------------------------------------------------------------------- ASS
+
+
+_ALIGN = {"bottom-left": 1, "bottom": 2, "bottom-right": 3, "center": 5, "top-left": 7, "top": 8, "top-right": 9}
+
+
+def build_ass(cues: Sequence[Cue], layout: CaptionLayout, overlays: Sequence[OverlayText] = ()) -> str:
+    """An ASS document: the captions (style ``Caption``) and text overlays (style ``Overlay``)."""
+    L = layout
+    white, black, shadow = "&H00FFFFFF", "&H00000000", "&H80000000"
+    fields = ("Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, "
+              "Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, "
+              "MarginL, MarginR, MarginV, Encoding")
+    top_margin = max(round(L.height * 0.06), L.margin_v // 4)
+    caption_style = (f"Style: Caption,{FONT_FAMILY},{L.font_size},{white},{white},{black},{shadow},-1,0,0,0,100,100,"
+                     f"0,0,1,{L.outline_px},{L.shadow_px},2,{L.margin_l},{L.margin_r},{L.margin_v},1")
+    overlay_style = (f"Style: Overlay,{FONT_FAMILY},{L.overlay_font_size},{white},{white},{black},{shadow},-1,0,0,0,"
+                     f"100,100,0,0,1,{L.outline_px + 1},{L.shadow_px},8,{L.margin_l},{L.margin_r},{top_margin},1")
+    out = [
+        "[Script Info]",
+        "; written by ytap-mcp (core.media.captions)",
+        "ScriptType: v4.00+",
+        f"PlayResX: {L.width}",
+        f"PlayResY: {L.height}",
+        "WrapStyle: 2",
+        "ScaledBorderAndShadow: yes",
+        "YCbCr Matrix: TV.709",
+        "Collisions: Normal",
+        "",
+        "[V4+ Styles]",
+        f"Format: Name, {fields}",
+        caption_style,
+        overlay_style,
+        "",
+        "[Events]",
+        "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
+    ]
+    for cue in cues:
+        size = _fitting_size(cue.lines, L.font_size, L.box_width)
+        prefix = f"{{\\fs{size}}}" if size != L.font_size else ""
+        text = "\\N".join(_escape(line) for line in cue.lines)
+        out.append(f"Dialogue: 0,{_ass_time(cue.start_ms)},{_ass_time(max(cue.end_ms, cue.start_ms + 10))},"
+                   f"Caption,,0,0,0,,{prefix}{text}")
+    for ov in overlays:
+        lines = _wrap_overlay(ov.text, max(8, round(L.max_chars * L.font_size / L.overlay_font_size)))
+        size = _fitting_size(lines, L.overlay_font_size, L.box_width)
+        align = _ALIGN.get(ov.position, 8)
+        tags = f"\\an{align}" + (f"\\fs{size}" if size != L.overlay_font_size else "")
+        # Bottom overlays keep the caption margin (clear of the Shorts interface too); libass
+        # stacks an overlay and a caption that meet, instead of drawing one over the other.
+        margin_v = L.margin_v if align in (1, 2, 3) else 0
+        start_ms, end_ms = round(ov.start_s * 1000), round(ov.end_s * 1000)
+        out.append(f"Dialogue: 0,{_ass_time(start_ms)},{_ass_time(max(end_ms, start_ms + 10))},Overlay,,0,0,"
+                   f"{margin_v},,{{{tags}}}" + "\\N".join(_escape(line) for line in lines))
+    return "\n".join(out) + "\n"
+
+
+def text_width_px(text: str, size: int) -> float:
+    """Advance width of ``text`` in the caption font at ``size`` (ASS) pixels."""
+    font = _font(_em_px(size))
+    return float(font.getlength(text))
+
+
+def _em_px(ass_size: int) -> int:
+    # libass (like VSFilter) sizes a font by its ascent + descent, not its em: Inter's
+    # hhea ascent + descent is ~1.21 em, so an ASS size of 56 draws a ~46 px em.
+    return max(1, round(ass_size / _inter_cell_ratio()))
+
+
+@lru_cache(maxsize=1)
+def _inter_cell_ratio() -> float:
+    from PIL import ImageFont
+
+    ascent, descent = ImageFont.truetype(str(font_path("text")), 1000).getmetrics()
+    return (ascent + descent) / 1000
+
+
+@lru_cache(maxsize=32)
+def _font(px: int):  # noqa: ANN202 - PIL type
+    from PIL import ImageFont
+
+    return ImageFont.truetype(str(font_path("text")), px)
+
+
+def _fitting_size(lines: Sequence[str], size: int, box_px: int) -> int:
+    """``size``, or the largest smaller size at which the widest line fits the box."""
+    widest = max((text_width_px(line, size) for line in lines), default=0.0)
+    limit = box_px * _WIDTH_SAFETY
+    if widest <= limit:
+        return size
+    return max(8, math.floor(size * limit / widest))
+
+
+def _wrap_overlay(text: str, max_chars: int) -> list[str]:
+    words = text.split()
+    lines: list[str] = []
+    line = ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > max_chars:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    if line:
+        lines.append(line)
+    return lines or [text.strip()]
+
+
+def _escape(text: str) -> str:
+    """Plain text for an ASS event: braces start override blocks, backslashes start tags."""
+    text = " ".join(text.split())
+    # libass has no escape for a literal backslash: show a look-alike (reverse solidus operator).
+    text = text.replace("\\", "\u29f5")
+    return text.replace("{", "\\{").replace("}", "\\}")
+
+
+def _ass_time(ms: int) -> str:
+    cs = max(0, round(ms / 10))
+    h, rest = divmod(cs, 360_000)
+    m, rest = divmod(rest, 6000)
+    s, c = divmod(rest, 100)
+    return f"{h}:{m:02d}:{s:02d}.{c:02d}"
+
+
+def _srt_time(ms: int) -> str:
+    h, rest = divmod(max(0, ms), 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, millis = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d},{millis:03d}"
+
+
+def _ms(m: re.Match[str]) -> int:
+    h, mi, s, ms = (int(g) for g in m.groups())
+    return ((h * 60 + mi) * 60 + s) * 1000 + ms
