@@ -303,9 +303,10 @@ class Registry:
         return [r["video_id"] for r in rows]
 
     def write_manifest(self, paths: VideoPaths) -> None:
-        # Read and written under the one lock: a writer that read earlier can never rename an older
-        # manifest over a newer one.
-        with self._lock:
+        # Read and renamed into place inside one write transaction (BEGIN IMMEDIATE serialises every
+        # connection, other processes' included): a writer that read earlier can never rename an
+        # older manifest over a newer one.
+        with self._tx():
             self._write_manifest(paths)
 
     def _write_manifest(self, paths: VideoPaths) -> None:

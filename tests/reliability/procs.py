@@ -15,18 +15,28 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
 
 REPO = Path(__file__).resolve().parents[2]
 
-__all__ = ["ServerProc", "start_server", "running_server", "kill9", "free_port", "call", "finish", "integrity",
-           "hidden_leftovers"]
+__all__ = ["ServerProc", "start_server", "running_server", "kill9", "free_port", "connect", "http_client", "call",
+           "finish", "integrity", "hidden_leftovers"]
+
+# uvicorn closes an idle keep-alive connection after 5 s (timeout_keep_alive), and httpx2's pool
+# reuses one for up to 5 s (keepalive_expiry): a request sent on a connection the server is
+# closing at that instant fails with ReadError, a known race of equal timeouts. The server
+# should keep connections longer than clients do (ytap_mcp/http.py: timeout_keep_alive); until
+# it does, these clients let idle connections go first, so the suites test ytap, not the race.
+CLIENT_KEEPALIVE_S = 1.0
 
 
 def free_port() -> int:
@@ -94,6 +104,20 @@ def running_server(home: Path, log: Path, **kw: Any) -> Iterator[ServerProc]:
     finally:
         if server.alive():
             kill9(server)
+
+
+def http_client(headers: dict[str, str] | None = None) -> httpx2.AsyncClient:
+    """The MCP SDK's own HTTP client settings, with idle connections dropped before the server drops them."""
+    timeout = httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT)
+    limits = httpx2.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=CLIENT_KEEPALIVE_S)
+    return httpx2.AsyncClient(headers=headers, timeout=timeout, limits=limits)
+
+
+@contextlib.asynccontextmanager
+async def connect(url: str) -> AsyncIterator[Client]:
+    """An MCP client session over streamable HTTP to ``url`` (see CLIENT_KEEPALIVE_S)."""
+    async with http_client() as http, Client(streamable_http_client(url, http_client=http)) as client:
+        yield client
 
 
 async def call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -23,8 +23,6 @@ from typing import Any
 from urllib.parse import quote
 
 import anyio
-import httpx2
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mcp import Client
@@ -37,7 +35,7 @@ from core.providers.base import scrub
 from core.providers.resilience import RetryPolicy
 from core.providers.testing import ScriptedProvider
 from core.runtime import Runtime
-from tests.reliability.procs import running_server
+from tests.reliability.procs import http_client, running_server
 from tests.security.acceptance import record
 from tests.vendors.loopback import LoopbackServer, Request, json_reply, loopback_server
 from ytap_mcp.server import build_server
@@ -84,7 +82,7 @@ async def _session_calls(url: str, calls: list[tuple[str, dict[str, Any]]]) -> l
     """Each call's complete answer (content, structured content, error flag) as the client got it."""
     seen: list[str] = []
     headers = {"authorization": f"Bearer {KEYS['YTAP_HTTP_TOKEN']}"}
-    async with httpx2.AsyncClient(headers=headers, timeout=120) as http:
+    async with http_client(headers) as http:
         async with streamable_http_client(url, http_client=http) as (read, write, *_):
             async with ClientSession(read, write) as session:
                 await session.initialize()
@@ -210,14 +208,11 @@ def test_secrets_scrub_removes_every_form_property(secret: str, before: str, aft
         assert variant not in clean or variant in before + after
 
 
-def test_secrets_chain_scrub_misses_credentials_it_was_not_told_about() -> None:
-    """Google project credentials mint OAuth tokens Settings never holds; scrub_secrets catches them by shape."""
+def test_secrets_chain_scrub_catches_credentials_it_was_not_told_about() -> None:
+    """Google project credentials mint OAuth tokens Settings never holds: attempt reasons lose them by shape."""
     reflected = 'vendor echo: {"authorization": "Bearer ya29.a0AfH6SMBLEAKCANARYoauth"}'
     assert "LEAKCANARY" not in scrub_secrets(reflected, [])
-    if "LEAKCANARY" in scrub(reflected, []):
-        pytest.xfail("core.providers.base.scrub replaces only the configured key values: a bearer token it was "
-                     "not given (Google ADC) passes into attempt reasons; it should delegate to "
-                     "core.config.scrub_secrets")
+    assert "LEAKCANARY" not in scrub(reflected, [])  # core.providers.base.scrub, what the chain records
 
 
 def test_secrets_log_filter_scrubs_messages_arguments_and_tracebacks() -> None:
