@@ -12,14 +12,14 @@ import os
 import sys
 from pathlib import Path
 
-from core.config import Settings
+from core.config import SecretFilter, Settings
 
 __all__ = ["main"]
 
 _ENV_PREFIXES = ("YTAP_", "OPENAI_", "ELEVENLABS_", "GOOGLE_", "GEMINI_")
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, secrets: list[str] | None = None) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         stream=sys.stderr,
@@ -28,6 +28,9 @@ def _setup_logging(level: str) -> None:
     # The vendor SDKs' HTTP clients log every request at INFO: noise, and URLs are nobody's business.
     for noisy in ("httpx", "httpx2", "httpcore", "google_genai", "openai", "elevenlabs"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # Tracebacks of unexpected vendor exceptions can quote a key; scrub every record on its way out.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(SecretFilter(secrets or []))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     command = args.command or "serve"
     if command == "serve":
-        _setup_logging(settings.log_level)
+        _setup_logging(settings.log_level, settings.secrets())
         return _serve(settings, getattr(args, "transport", "stdio"), getattr(args, "host", "127.0.0.1"),
                       getattr(args, "port", 8000), getattr(args, "allowed_host", []))
     _setup_logging("WARNING")

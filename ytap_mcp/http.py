@@ -92,5 +92,8 @@ async def serve_http(server: Any, transport: str, *, host: str, port: int, token
     import uvicorn
 
     app = build_http_app(server, transport, host=host, token=token, allowed_hosts=allowed_hosts)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(), lifespan="on")
+    # Keep-alive longer than the SDK client's pool (5 s): equal timeouts race, and a polling agent
+    # would now and then send on a connection the server has just closed.
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(), lifespan="on",
+                            timeout_keep_alive=75)
     await uvicorn.Server(config).serve()
