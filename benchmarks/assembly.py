@@ -185,13 +185,34 @@ class EncodeCounter:
         return sum(1 for run in self.runs for enc in run if enc != "copy")
 
 
+class StepLog(logging.Handler):
+    """The service's own step timings ("assembly step: ..."), to explain an outlier."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.steps: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if msg.startswith("assembly step: "):
+            self.steps.append(msg.removeprefix("assembly step: "))
+
+
 def run_ours(rt: Runtime, video_id: str, **kwargs: Any) -> tuple[float, dict[str, Any], EncodeCounter]:
+    steps = StepLog()
+    service_log = logging.getLogger("core.services.assembly")
+    service_log.addHandler(steps)
+    service_log.setLevel(logging.INFO)
+    service_log.propagate = False  # kept in the row (and results.json), not printed twice
     with EncodeCounter() as counter:
         t0 = time.perf_counter()
         env = anyio.run(lambda: assemble_video(rt, None, video_id, wait_seconds=50, **kwargs))
         while env.status in ("queued", "running"):
             env = anyio.run(rt.jobs.wait, env.job_id, 50.0)
         wall = time.perf_counter() - t0
+    service_log.removeHandler(steps)
+    service_log.propagate = True
+    counter.steps = steps.steps  # type: ignore[attr-defined]
     if env.status != "succeeded":
         raise RuntimeError(f"assemble_video {env.status}: {env.error}")
     return wall, env.result.model_dump() if hasattr(env.result, "model_dump") else env.result, counter
@@ -362,6 +383,7 @@ def main() -> int:
                     r["passes"] = counter.video_encodes
                     r["ffmpeg_runs"] = len(counter.runs)
                     r["encoder"] = result["encoder"]
+                    r["steps"] = counter.steps  # type: ignore[attr-defined]
                 elif step == "floor":
                     r["decode"], r["reencode"] = floor(ref_scenes, paths.final_video, work, width=1920,
                                                        height=1080, fps=30, preset=preset)
@@ -373,7 +395,8 @@ def main() -> int:
             r["ratio"] = round(r["ours"] / r["floor"], 3)
             rows.append(r)
             print(f"pair {i + 1}: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
-                                                for k, v in r.items()), flush=True)
+                                                for k, v in r.items() if k != "steps"), flush=True)
+            print("    our steps: " + "; ".join(r.get("steps", [])), flush=True)
 
         print("ours/floor per pair: " + ", ".join(f"{r['ratio']:.3f}" for r in rows), flush=True)
         copy_rows: list[dict[str, Any]] = []

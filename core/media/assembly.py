@@ -41,7 +41,8 @@ import math
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -1140,9 +1141,14 @@ def _run_null(outputs: Sequence[Any], *, cancel: threading.Event | None, what: s
     run_ffmpeg([str(a) for a in out.get_args()], timeout_s=timeout_s, cancel=cancel, what=what)
 
 
-def measure_loudness(path: Path | str, *, cancel: threading.Event | None = None, timeout_s: float = 600.0) -> Loudness:
-    """EBU R128 integrated loudness and true peak of a file's first audio stream."""
-    with tempfile.TemporaryDirectory(prefix="ytap-r128-") as tmp:
+def measure_loudness(
+    path: Path | str, *, cancel: threading.Event | None = None, timeout_s: float = 600.0, scratch: Path | None = None
+) -> Loudness:
+    """EBU R128 integrated loudness and true peak of a file's first audio stream.
+
+    ``scratch``: where the measurement's small text file goes (the system temp dir if None).
+    """
+    with tempfile.TemporaryDirectory(prefix="ytap-r128-", dir=scratch) as tmp:
         file = Path(tmp) / "r128.txt"
         _run_null([_measured(_input(path, "m")["a:0"], file)], cancel=cancel, what="measuring loudness",
                   timeout_s=timeout_s)
@@ -1193,7 +1199,9 @@ def _clamp(x: float, lo: float, hi: float) -> float:
     return max(lo, min(hi, x))
 
 
-def level_audio(tl: Timeline, *, cancel: threading.Event | None = None, timeout_s: float = 600.0) -> Timeline:
+def level_audio(
+    tl: Timeline, *, cancel: threading.Event | None = None, timeout_s: float = 600.0, scratch: Path | None = None
+) -> Timeline:
     """Measure and return ``tl`` with its :class:`AudioLevels` (one or two audio-only runs).
 
     1. When the mix has more than one source, each source's loudness (one run, one
@@ -1206,7 +1214,7 @@ def level_audio(tl: Timeline, *, cancel: threading.Event | None = None, timeout_
     sources = _audio_sources(replace(tl, levels=None))
     if not sources:
         return replace(tl, levels=AudioLevels(scene_db=tuple(None for _ in tl.scenes)))
-    with tempfile.TemporaryDirectory(prefix="ytap-levels-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ytap-levels-", dir=scratch) as tmp:
         work = Path(tmp)
         if len(sources) > 1:
             files = {key: work / f"src{n}.txt" for n, key in enumerate(sources)}
@@ -1280,6 +1288,19 @@ def _monotonic(cb: ProgressCallback | None) -> ProgressCallback | None:
     return report
 
 
+@contextmanager
+def _work_dir(out: Path) -> Iterator[Path]:
+    """The render's intermediates, in a folder beside ``out`` named after it.
+
+    ``out`` is a ``.part`` temporary name (core.assets.atomic), so a kill -9 that skips the
+    removal leaves a folder the next start's sweep of partial files deletes: nothing is
+    stranded in the system temp dir, and intermediates stay on the output's filesystem.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".work", dir=out.parent) as tmp:
+        yield Path(tmp)
+
+
 def render(
     timeline: Timeline,
     out_path: Path | str,
@@ -1301,8 +1322,7 @@ def render(
     """
     out = Path(out_path)
     outputs = [out] + ([Path(webm_path)] if webm_path is not None else [])
-    with tempfile.TemporaryDirectory(prefix="ytap-assembly-") as tmp:
-        work = Path(tmp)
+    with _work_dir(out) as work:
         if timeline.captions_ass:
             (work / "captions.ass").write_text(timeline.captions_ass, encoding="utf-8")
         if timeline.copy_video:
@@ -1540,8 +1560,7 @@ def assemble(
     stop = threading.Event()  # set on the outer cancel, or when one half fails: the other stops too
     report = _monotonic(on_progress)
     failures: list[EncoderFailure] = []
-    with tempfile.TemporaryDirectory(prefix="ytap-assembly-") as tmp:
-        work = Path(tmp)
+    with _work_dir(out) as work:
         if timeline.captions_ass:
             (work / "captions.ass").write_text(timeline.captions_ass, encoding="utf-8")
         if timeline.copy_video:
@@ -1551,7 +1570,7 @@ def assemble(
         wav = work / "mix.wav" if webm_path is not None else None
 
         def audio_half() -> Timeline:
-            levelled = level_audio(timeline, cancel=stop, timeout_s=timeout_s)
+            levelled = level_audio(timeline, cancel=stop, timeout_s=timeout_s, scratch=work)
             run_ffmpeg(build_audio_argv(levelled, m4a, wav=wav), timeout_s=timeout_s, cancel=stop,
                        what="assembly (audio)")
             return levelled
@@ -1615,7 +1634,7 @@ def assemble(
                                  webm_path=webm_path, webm_video=webm_video, wav=wav)
             with ThreadPoolExecutor(max_workers=2, thread_name_prefix="assembly") as pool:
                 fm = pool.submit(run_ffmpeg, mux, timeout_s=timeout_s, cancel=cancel, what="assembly (mux)")
-                fl = pool.submit(measure_loudness, m4a, cancel=cancel, timeout_s=timeout_s)
+                fl = pool.submit(measure_loudness, m4a, cancel=cancel, timeout_s=timeout_s, scratch=work)
                 fm.result()
                 loudness = fl.result()
             if cancel is not None and cancel.is_set():

@@ -6,14 +6,9 @@ raised only when the problem is observed).
 
 from __future__ import annotations
 
-__all__ = ["RENAME_THEN_REGISTER", "ASSEMBLY_SCRATCH_IN_SYSTEM_TEMP"]
+__all__ = ["RENAME_THEN_REGISTER"]
 
 RENAME_THEN_REGISTER = ("a slot's file is not the registered asset: the services rename the new file into place "
                         "and register it in a separate step, so a kill (or a second process) between the two leaves "
                         "the registry describing another file (fix: rename inside Registry.add_asset's transaction, "
                         "and verify current assets' size and hash at start-up)")
-
-ASSEMBLY_SCRATCH_IN_SYSTEM_TEMP = (
-    "core/media/assembly.py keeps its intermediates in tempfile.TemporaryDirectory(): a kill -9 strands them (the "
-    "whole encoded video) where no start-up sweep looks (fix: core.assets.atomic.scratch_dir(out) instead, swept at "
-    "start like every .part)")

@@ -43,7 +43,7 @@ from tests.reliability.procs import (
     running_server,
     start_server,
 )
-from tests.reliability.known_issues import ASSEMBLY_SCRATCH_IN_SYSTEM_TEMP, RENAME_THEN_REGISTER
+from tests.reliability.known_issues import RENAME_THEN_REGISTER
 from tests.security.acceptance import crash_point, record
 from tests.vendors import openai_mock as om
 
@@ -145,8 +145,7 @@ def test_crash_kill9_during_assembly_encode(tmp_path: Path) -> None:
                 job="interrupted", workspace_leftovers_after_restart=0,
                 system_temp_leftovers_after_restart=len(stranded))
     record("crash points tested")
-    if stranded:
-        pytest.xfail(f"stranded after kill -9: {stranded}: {ASSEMBLY_SCRATCH_IN_SYSTEM_TEMP}")
+    assert stranded == [], f"assembly intermediates stranded in the system temp dir after kill -9: {stranded}"
 
 
 # --------------------------------------------------------------------------- provider download mid-stream
