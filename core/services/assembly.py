@@ -34,7 +34,10 @@ from core.runtime import Runtime
 from core.schemas import AssemblyRequest, AssemblyResult, Attempt, SegmentTiming
 from core.services.common import asset_fields
 
-__all__ = ["AssemblyPlan", "prepare", "assemble_video", "output_size"]
+__all__ = ["AssemblyPlan", "prepare", "assemble_video", "output_size", "MAX_VIDEO_DURATION_S"]
+
+# A 4 h video is about 2.5 h of encoding on 2 cores at veryfast: longer jobs belong in parts.
+MAX_VIDEO_DURATION_S = 4 * 3600
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,8 @@ def prepare(rt: Runtime, req: AssemblyRequest) -> AssemblyPlan:
             raise AssetNotFound(
                 f"video {req.workspace_id}/{req.video_id} has no scenes yet: call generate_scene first, or pass scenes"
             )
-        scene_paths = [paths.root / r.rel_path for r in rows]
+        # Registered paths are confined like any ref: a file swapped for a link out of the folder is refused.
+        scene_paths = [paths.confine(paths.root / r.rel_path) for r in rows]
 
     presenters = set(req.presenter_scenes)
     for n in req.presenter_scenes:
@@ -95,7 +99,7 @@ def prepare(rt: Runtime, req: AssemblyRequest) -> AssemblyPlan:
     if req.narration:
         narration_path = _resolve(paths, req.narration, "narration")
     elif paths.narration.is_file():
-        narration_path = paths.narration
+        narration_path = paths.confine(paths.narration)
     music_path = _resolve(paths, req.music, "music") if req.music else None
     watermark_path = _resolve(paths, req.watermark, "watermark") if req.watermark else None
 
@@ -191,6 +195,11 @@ async def assemble_video(rt: Runtime, plan: AssemblyPlan, handle: JobHandle) -> 
         watermark=watermark,
         mix=media_assembly.MixSettings(req.loudness_lufs, req.music_volume_db, req.scene_audio_volume_db),
     )
+    if timeline.duration_s > MAX_VIDEO_DURATION_S:
+        raise InputError(
+            f"the video would run {timeline.duration_s / 60:,.1f} min; assemble_video makes videos up to "
+            f"{MAX_VIDEO_DURATION_S / 3600:g} h (split it into parts, or use fewer or shorter scenes)"
+        )
 
     # Captions and overlays: one ASS document, burned in by libass in the same pass.
     layout = media_captions.CaptionLayout.for_size(width, height)

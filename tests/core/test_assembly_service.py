@@ -275,3 +275,30 @@ def test_assemble_honours_a_cancel_between_steps(runtime: Runtime, sources: dict
         anyio.run(assembly.assemble_video, runtime, plan, handle)
     paths = runtime.paths("default", "z")
     assert not paths.final_video.exists() and not list(paths.root.glob(".*.part"))
+
+
+def test_prepare_confines_the_default_narration_and_scenes(runtime: Runtime, sources: dict[str, Path],
+                                                           tmp_path: Path) -> None:
+    """The defaults (registered scenes, audio/narration.wav) are checked like refs: a link out is refused."""
+    from core.errors import PathOutsideWorkspace
+
+    refs = _copy_in(runtime, sources, "d", "gray.mp4")
+    paths = runtime.paths("default", "d")
+    outside = tmp_path / "outside.wav"
+    outside.write_bytes(sources["voice.wav"].read_bytes())
+    paths.narration.symlink_to(outside)
+    with pytest.raises(PathOutsideWorkspace, match="outside the video's folder"):
+        assembly.prepare(runtime, AssemblyRequest(video_id="d", scenes=refs))
+    paths.narration.unlink()
+
+    scene = paths.scene(1)
+    scene.write_bytes(sources["gray.mp4"].read_bytes())
+    runtime.registry.add_asset(paths, kind="scene", path=scene, provider="test:clip", model=None, cost_usd=0.0,
+                               props={"duration_s": 1.0}, attempts=[], capability="video", scene_index=1,
+                               job_id=None)
+    assert assembly.prepare(runtime, AssemblyRequest(video_id="d")).scene_paths == (scene.resolve(),)
+    outside_clip = tmp_path / "outside.mp4"
+    scene.replace(outside_clip)
+    scene.symlink_to(outside_clip)  # swapped for a link after it was registered
+    with pytest.raises(PathOutsideWorkspace, match="outside the video's folder"):
+        assembly.prepare(runtime, AssemblyRequest(video_id="d"))

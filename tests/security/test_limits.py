@@ -17,6 +17,7 @@ from mcp import Client
 from PIL import Image
 
 from core.media import probe as probe_mod
+from core.services import assembly as assembly_service
 from tests.security.acceptance import record
 from tests.security.conftest import World
 
@@ -151,5 +152,10 @@ def test_limits_referenced_files_not_media_or_out_of_bounds(world: World, monkey
     monkeypatch.setattr(probe_mod, "MAX_MEDIA_BYTES", 4 * 2**30)
     monkeypatch.setattr(probe_mod, "MAX_MEDIA_DURATION_S", 0.5)
     _run_limits(world, [("assemble_video", {"scenes": ["bad/copy.mp4"]}, "media files are at most 0 s")])
+    # The whole video's length (4 h), lowered the same way: the scenes pass one by one, not together.
+    monkeypatch.setattr(probe_mod, "MAX_MEDIA_DURATION_S", 12 * 3600)
+    monkeypatch.setattr(assembly_service, "MAX_VIDEO_DURATION_S", 1.5)
+    _run_limits(world, [("assemble_video", {"scenes": ["bad/copy.mp4", "bad/copy.mp4"], "captions": False},
+                         "assemble_video makes videos up to")])
     assert not (world.video / "final_video.mp4").exists()
     assert not [p for p in world.video.rglob(".*") if p.name != ".hidden.mp4"]  # no failed job left a temp file
