@@ -14,7 +14,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from core.assets.paths import validate_job_id
 from core.assets.registry import JobRow, Registry
+from core.config import scrub_secrets
 from core.errors import JobNotFound, OperationCancelled, YtapError
 from core.schemas import JobEnvelope, JobError
 
@@ -85,9 +86,21 @@ class JobHandle:
 JobBody = Callable[[JobHandle], Awaitable[BaseModel]]
 
 
+def _scrub(value: Any, secrets: list[str]) -> Any:
+    """``value`` (str, or dicts and lists of them) with every secret and credential-shaped token masked."""
+    if isinstance(value, str):
+        return scrub_secrets(value, secrets)
+    if isinstance(value, dict):
+        return {k: _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, secrets) for v in value]
+    return value
+
+
 class JobRunner:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, secret_values: Sequence[str] = ()) -> None:
         self.registry = registry
+        self._secrets = [s for s in secret_values if s]  # scrubbed from every failure before it is kept or shown
         self._handles: dict[str, JobHandle] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -167,7 +180,9 @@ class JobRunner:
         except YtapError as exc:
             err = exc.to_dict()
             err.setdefault("attempts", [a.model_dump(mode="json") for a in getattr(exc, "attempts", [])])
-            self._set(handle, status="failed", message=exc.message[:300], error=err)
+            # Providers scrub their own messages; this is the last line, for every other error's text.
+            err = _scrub(err, self._secrets)
+            self._set(handle, status="failed", message=err["message"][:300], error=err)
         except Exception as exc:  # a bug: log it for the operator, tell the agent only that it happened
             log.exception("job %s (%s) crashed", handle.job_id, handle.kind)
             self._set(

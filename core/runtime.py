@@ -33,7 +33,7 @@ class Runtime:
             log.info("removed %d partial file(s) left by an interrupted run", removed)
         rt.registry = Registry(settings.db_path, settings.workspaces_root)
         rt.catalog = ProviderCatalog(settings, extra_providers)
-        rt.jobs = JobRunner(rt.registry)
+        rt.jobs = JobRunner(rt.registry, settings.secrets())
         if rt.jobs.interrupted_at_start:
             log.info("%d job(s) interrupted by a previous stop are now reported as failed", rt.jobs.interrupted_at_start)
         return rt

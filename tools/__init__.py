@@ -7,6 +7,8 @@ the agent's parameters after; its docstring is the description the agent reads.
 from tools._common import ToolInfo
 from tools.archive_video import archive_video
 from tools.assemble_video import assemble_video
+from tools.clone_voice import clone_voice
+from tools.delete_voice import delete_voice
 from tools.generate_scene import generate_scene
 from tools.import_asset import import_asset
 from tools.jobs import cancel_job, job_status
@@ -27,4 +29,7 @@ TOOLS: tuple[ToolInfo, ...] = (
     ToolInfo(job_status, "Job status", read_only=True, idempotent=True),
     ToolInfo(cancel_job, "Cancel a job", destructive=True, idempotent=True),
     ToolInfo(archive_video, "Archive a finished video", destructive=True, idempotent=True),
+    # A clone lives in the vendor's account (open world); cloning adds a voice, deleting removes one for good.
+    ToolInfo(clone_voice, "Clone a voice from a recording", open_world=True),
+    ToolInfo(delete_voice, "Delete a cloned voice", open_world=True, destructive=True, idempotent=True),
 )

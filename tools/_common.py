@@ -23,6 +23,7 @@ __all__ = [
     "finished_job",
     "Fresh",
     "ProgressSink",
+    "VoiceName",
 ]
 
 WorkspaceId = Annotated[
@@ -37,6 +38,15 @@ VideoId = Annotated[
     str,
     Field(
         description="The video being produced, e.g. 'lighthouses-explained'. 1-64 chars of a-z, 0-9, '_' or '-'.",
+        pattern=ID_PATTERN,
+        max_length=64,
+    ),
+]
+VoiceName = Annotated[
+    str,
+    Field(
+        description="A voice of the workspace made with clone_voice, e.g. 'host' or 'ana-narrator': what "
+        "synthesize_narration's voice takes. 1-64 chars of a-z, 0-9, '_' or '-'.",
         pattern=ID_PATTERN,
         max_length=64,
     ),

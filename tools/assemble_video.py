@@ -41,6 +41,11 @@ async def assemble_video(
                                         "never more than half of a scene.", ge=0.1, le=3.0)] = 0.5,
     overlays: Annotated[list[Overlay], Field(description="Text overlays: {text, start_s, end_s, position}.",
                                              max_length=50)] = (),
+    caption_font: Annotated[str, Field(description="Font of the captions and overlays: a bundled font (inter-bold, "
+                                       "inter-display-black) or a font imported into this video with import_asset "
+                                       "kind=font, by its ref (fonts/<file>.ttf, a ytap:// uri) or file stem. Lines "
+                                       "are measured in it, so they still fit two lines. Empty: inter-bold.",
+                                       max_length=1000)] = "",
     watermark: Annotated[str, Field(description="Watermark image ref (PNG with transparency works best). Empty: none.",
                                     max_length=1000)] = "",
     watermark_position: Annotated[Literal["top-left", "top-right", "bottom-left", "bottom-right"], Field(
@@ -83,6 +88,7 @@ async def assemble_video(
         transition=transition,
         crossfade_s=crossfade_s,
         overlays=list(overlays),
+        caption_font=caption_font or None,
         watermark=watermark or None,
         watermark_position=watermark_position,
         watermark_opacity=watermark_opacity,

@@ -32,6 +32,14 @@ async def make_thumbnail(
     prompt: Annotated[str, Field(description="Image prompt for AI providers (the background picture). Empty: "
                                  "derived from the title.", max_length=4000)] = "",
     style: Annotated[str, Field(description="Look and palette, e.g. 'dark tech' or 'warm bright'.", max_length=500)] = "",
+    negative_prompt: Annotated[str, Field(description="What the background picture must not show, for providers "
+                                          "that take it (Stable Diffusion). Empty: none.", max_length=2000)] = "",
+    seed: Annotated[int, Field(description="A fixed seed for a reproducible picture, for providers that take it "
+                               "(Stable Diffusion). -1: random.", ge=-1, le=2**32 - 1)] = -1,
+    font: Annotated[str, Field(description="The title's font: a bundled font (inter-display-black, inter-bold) or a "
+                               "font imported into this video with import_asset kind=font, by its ref "
+                               "(fonts/<file>.ttf, a ytap:// uri) or file stem. The title is still fitted as large "
+                               "as it fits. Empty: inter-display-black.", max_length=1000)] = "",
     providers: ProviderIds = (),
     fresh: Fresh = False,
     wait_seconds: WaitSeconds = 20.0,
@@ -44,6 +52,9 @@ async def make_thumbnail(
         subtitle=subtitle or None,
         prompt=prompt or None,
         style=style or None,
+        negative_prompt=negative_prompt or None,
+        seed=seed if seed >= 0 else None,
+        font=font or None,
         providers=list(providers) or None,
         fresh=fresh,
     )

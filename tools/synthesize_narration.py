@@ -6,7 +6,7 @@ from pydantic import Field
 
 from core.runtime import Runtime
 from core.schemas import JobEnvelope, NarrationRequest, NarrationResult
-from core.services.narration import cached_narration
+from core.services.narration import cached_narration, speech_chain_ids
 from core.services.narration import synthesize_narration as synthesize_narration_service
 from tools._common import (
     Fresh,
@@ -33,7 +33,9 @@ async def synthesize_narration(
               "with scenes). Give this or text.", max_length=200),
     ] = (),
     voice: Annotated[str, Field(description="Provider voice name (e.g. 'alloy' for OpenAI, 'en-us' or 'en-gb' for "
-                                "espeak-ng). Empty: the provider's default.", max_length=200)] = "",
+                                "espeak-ng), or the name of a workspace voice made with clone_voice (spoken only by "
+                                "the vendor that holds the clone). Empty: the provider's default.",
+                                max_length=200)] = "",
     speed: Annotated[float, Field(description="Speaking rate, 0.5-2.0 (1.0 normal).", ge=0.5, le=2.0)] = 1.0,
     pitch_semitones: Annotated[float, Field(description="Pitch shift in semitones, -12..12.", ge=-12, le=12)] = 0.0,
     instructions: Annotated[str, Field(description="Tone of voice for providers that take it, e.g. 'warm, curious'.",
@@ -56,7 +58,7 @@ async def synthesize_narration(
         fresh=fresh,
     )
     req.texts()  # raises when neither text nor segments was given
-    rt.catalog.chain_ids("speech", req.providers)
+    speech_chain_ids(rt, req)  # unknown providers, a deleted workspace voice: refused before a job starts
     if (hit := cached_narration(rt, req)) is not None:
         return finished_job(rt, "synthesize_narration", hit, workspace_id=workspace_id, video_id=video_id)
     return await run_job(

@@ -2,11 +2,18 @@
 
 A crash leaves at worst a ``.*.part`` file, never a half-written asset under its final
 name; :func:`sweep_partials` removes leftovers at start-up.
+
+Two ways to the final name: :func:`atomic_target` renames when its block ends (manifests,
+sidecars, anything the registry does not describe); :func:`staged` renames nothing and
+leaves the rename to ``Registry.add_asset(staged=...)``, which does it inside the write
+transaction that registers the file, so the file under a slot's name and the row that
+describes it change together.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
@@ -18,6 +25,11 @@ __all__ = [
     "PART_SUFFIX",
     "temp_path_for",
     "atomic_target",
+    "staged",
+    "file_sha256",
+    "copy_hashing",
+    "fsync_file",
+    "fsync_dir",
     "atomic_write_bytes",
     "atomic_write_text",
     "sweep_partials",
@@ -44,12 +56,53 @@ def atomic_target(final: Path) -> Iterator[Path]:
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"nothing was written for {final.name}")
-        _fsync_file(tmp)
+        fsync_file(tmp)
         os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def staged(final: Path) -> Iterator[Path]:
+    """Yield a temp path beside ``final`` for bytes a registration will rename into place.
+
+    Leaving the block renames nothing: ``Registry.add_asset(path=final, staged=tmp)`` does,
+    inside its write transaction. Whatever is still at the temp path when the block ends
+    (an error, or nothing was registered) is removed.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(final)
+    try:
+        yield tmp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+_BLOCK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(_BLOCK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def copy_hashing(src: Path, dst: Path) -> str:
+    """Copy ``src`` to ``dst`` (created, never overwritten) and return the SHA-256 of the bytes written.
+
+    One read of the source: hashing a copy afterwards would read it all again.
+    """
+    h = hashlib.sha256()
+    with src.open("rb") as fin, dst.open("xb") as fout:
+        for block in iter(lambda: fin.read(_BLOCK), b""):
+            h.update(block)
+            fout.write(block)
+    return h.hexdigest()
 
 
 @contextlib.contextmanager
@@ -123,7 +176,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -131,7 +184,7 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     if os.name == "nt":  # directories cannot be opened for fsync on Windows
         return
     fd = os.open(path, os.O_RDONLY)

@@ -4,28 +4,54 @@ One connection guarded by one lock (one writer at a time, from any thread), WAL 
 readers in other processes are not blocked, a busy timeout for the moments another
 process (a second server on the same home) holds the write lock. ``manifest.json`` in
 each video's folder is a human-readable mirror written after every change to that video.
+
+The invariant: a current asset's file holds the bytes that were registered, or the
+asset's ``state`` says it does not (``damaged``: other bytes; ``missing``: no file).
+
+- A service writes the new bytes under a temporary name (``core.assets.atomic.staged``)
+  and :meth:`Registry.add_asset` renames them onto the slot inside its write transaction
+  (``BEGIN IMMEDIATE`` ... ``os.replace`` ... ``COMMIT``). Every such rename happens under
+  the one write lock of the database, so two jobs or two processes writing one slot can
+  never leave the row of one describing the file of the other.
+- The file and the row still change in two steps: a kill after the rename and before the
+  commit leaves the new file under the slot's name with the old row current. So each row
+  records what it registered (size, SHA-256, and the file's inode and mtime, which a
+  rename keeps), and opening the registry checks every current asset
+  (:meth:`Registry.verify_assets`): a stat per file, a hash only when the stat disagrees.
+  A file with other bytes marks its row ``damaged``, a file that is gone ``missing``; both
+  are logged and shown in the manifest. Registering the slot anew makes it ``ok`` again.
+  The same check rewrites any manifest that no longer mirrors the registry (the manifest
+  is renamed into place inside the transaction, so a kill can leave one listing an asset
+  that was never committed).
+- Callers that rename a file into place themselves and register it afterwards (``path``
+  without ``staged``) keep that window; the same check covers them (a row registered
+  without a hash reads as damaged as soon as its file's size or mtime changes). Rows
+  from before files were fingerprinted are fingerprinted at the first check if their
+  size is right.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
+import stat
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.assets.atomic import atomic_write_text, pid_alive
+from core.assets.atomic import atomic_write_text, file_sha256, fsync_dir, fsync_file, pid_alive
 from core.assets.paths import VideoPaths
-from core.errors import AssetNotFound, JobNotFound, StorageError
+from core.errors import AssetNotFound, InvalidIdentifier, JobNotFound, PathOutsideWorkspace, StorageError
 from core.schemas import Attempt
 
-__all__ = ["Registry", "AssetRow", "JobRow", "utc_now"]
+__all__ = ["Registry", "AssetRow", "JobRow", "VoiceRow", "utc_now"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS assets (
@@ -42,7 +68,11 @@ CREATE TABLE IF NOT EXISTS assets (
     props_json    TEXT NOT NULL DEFAULT '{}',
     job_id        TEXT,
     current       INTEGER NOT NULL DEFAULT 1,
-    created_at    TEXT NOT NULL
+    created_at    TEXT NOT NULL,
+    sha256        TEXT,
+    mtime_ns      INTEGER,
+    inode         INTEGER,
+    state         TEXT NOT NULL DEFAULT 'ok'
 );
 CREATE INDEX IF NOT EXISTS assets_video ON assets (workspace_id, video_id, kind, current);
 
@@ -87,7 +117,36 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at    TEXT NOT NULL,
     updated_at    TEXT NOT NULL
 );
+
+-- Workspace voices (clone_voice): a name of the workspace -> a voice in a vendor account. A deleted
+-- voice keeps its row (deleted_at set) so a narration asking for it is told it was deleted.
+CREATE TABLE IF NOT EXISTS voices (
+    workspace_id     TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    provider         TEXT NOT NULL,
+    vendor_voice_id  TEXT NOT NULL,
+    description      TEXT,
+    sample_uri       TEXT NOT NULL,
+    sample_asset_id  TEXT,
+    props_json       TEXT NOT NULL DEFAULT '{}',
+    created_at       TEXT NOT NULL,
+    deleted_at       TEXT,
+    PRIMARY KEY (workspace_id, name)
+);
 """
+
+
+# Columns added to ``assets`` after databases already existed: (name, declaration).
+_ADDED_ASSET_COLUMNS = (
+    ("sha256", "TEXT"),
+    ("mtime_ns", "INTEGER"),
+    ("inode", "INTEGER"),
+    ("state", "TEXT NOT NULL DEFAULT 'ok'"),
+)
+
+ASSET_STATES = ("ok", "damaged", "missing")
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> str:
@@ -110,6 +169,8 @@ class AssetRow:
     job_id: str | None
     current: bool
     created_at: str
+    sha256: str | None = None
+    state: str = "ok"  # one of ASSET_STATES: does the file still hold the registered bytes
 
 
 @dataclass(frozen=True)
@@ -141,8 +202,22 @@ class Registry:
             self._db.execute("PRAGMA busy_timeout=30000")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._add_columns()
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the registry at {db_path}: {exc}") from exc
+        try:
+            self.verify_assets()
+        except (sqlite3.Error, OSError) as exc:  # the registry still serves; the log says what went unchecked
+            log.warning("could not check the registered assets' files at start-up: %s", exc)
+
+    def _add_columns(self) -> None:
+        """Bring an older database's tables up to this schema (once; under the write lock, so two
+        processes opening it at the same moment do not both add a column)."""
+        with self._tx() as db:
+            have = {r["name"] for r in db.execute("PRAGMA table_info(assets)")}
+            for name, declaration in _ADDED_ASSET_COLUMNS:
+                if name not in have:
+                    db.execute(f"ALTER TABLE assets ADD COLUMN {name} {declaration}")
 
     def close(self) -> None:
         with self._lock:
@@ -180,39 +255,140 @@ class Registry:
         capability: str,
         scene_index: int | None = None,
         job_id: str | None = None,
+        staged: Path | None = None,
+        sha256: str | None = None,
+        sidecars: Mapping[Path, Path] | None = None,
     ) -> AssetRow:
-        """Register a file (already in place) as the current asset of its kind/slot."""
+        """Register ``path`` as the current asset of its kind/slot.
+
+        ``staged``: the new bytes under a temporary name in ``path``'s folder; they are renamed
+        onto ``path`` inside the write transaction that registers them, together with
+        ``sidecars`` ({temporary: final}, files that go with the asset, such as narration's
+        .srt). ``sha256``: the bytes' hash when the caller has it; computed for ``staged`` bytes.
+        Blocking (fsync, hashing): call it off the event loop.
+
+        Without ``staged`` the file is already in place, and without ``sha256`` the row keeps no
+        hash (a caller registering a large file it just wrote would read it all again): the
+        start-up check then calls the file damaged whenever its size or mtime changed.
+        """
         asset_id = f"ast_{uuid.uuid4().hex[:16]}"
         rel = paths.relative(path)
         now = utc_now()
-        size = path.stat().st_size
-        with self._tx() as db:
-            db.execute(
-                "UPDATE assets SET current = 0 WHERE workspace_id=? AND video_id=? AND kind=? AND rel_path=?",
-                (paths.workspace_id, paths.video_id, kind, rel),
-            )
-            db.execute(
-                "INSERT INTO assets (asset_id, workspace_id, video_id, kind, scene_index, rel_path, provider, model,"
-                " cost_usd, bytes, props_json, job_id, current, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?)",
-                (
-                    asset_id,
-                    paths.workspace_id,
-                    paths.video_id,
-                    kind,
-                    scene_index,
-                    rel,
-                    provider,
-                    model,
-                    cost_usd,
-                    size,
-                    json.dumps(props, sort_keys=True),
-                    job_id,
-                    now,
-                ),
-            )
-            self._insert_attempts(db, paths, capability, job_id, asset_id, attempts)
-        self.write_manifest(paths)
+        src = staged if staged is not None else path
+        # The asset first: a kill after its rename leaves a changed file the start-up check can see.
+        moves = {**({staged: path} if staged is not None else {}), **(sidecars or {})}
+        for tmp in moves:  # on disk before any of them gets its final name, and before the lock
+            fsync_file(tmp)
+        st = src.stat()
+        digest = sha256 or (file_sha256(staged) if staged is not None else None)
+        touched = False
+        try:
+            with self._tx() as db:
+                db.execute(
+                    "UPDATE assets SET current = 0 WHERE workspace_id=? AND video_id=? AND kind=? AND rel_path=?",
+                    (paths.workspace_id, paths.video_id, kind, rel),
+                )
+                db.execute(
+                    "INSERT INTO assets (asset_id, workspace_id, video_id, kind, scene_index, rel_path, provider,"
+                    " model, cost_usd, bytes, props_json, job_id, current, created_at, sha256, mtime_ns, inode, state)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?,'ok')",
+                    (
+                        asset_id,
+                        paths.workspace_id,
+                        paths.video_id,
+                        kind,
+                        scene_index,
+                        rel,
+                        provider,
+                        model,
+                        cost_usd,
+                        st.st_size,
+                        json.dumps(props, sort_keys=True),
+                        job_id,
+                        now,
+                        digest,
+                        st.st_mtime_ns,  # a rename keeps both: they describe the file under its final name
+                        st.st_ino,
+                    ),
+                )
+                self._insert_attempts(db, paths, capability, job_id, asset_id, attempts)
+                # The manifest in the same transaction, so no writer that read the registry earlier can put
+                # an older one over it; before the renames, so nothing is left to wait for between the last
+                # rename and the commit. A kill in between leaves what the start-up check repairs or reports.
+                touched = True
+                self._write_manifest(paths)
+                for tmp, final in moves.items():
+                    os.replace(tmp, final)
+        except BaseException:
+            if touched:  # the manifest (and maybe a file) already says what the rolled-back rows do not
+                try:
+                    self.verify_assets(paths)
+                except Exception as exc:  # the first error is the one to report; this one goes to the log
+                    log.warning("could not re-check %s/%s after a failed registration: %s",
+                                paths.workspace_id, paths.video_id, exc)
+            raise
+        # The renames made durable after the commit, outside the lock the event loop's writers also wait on
+        # (a power cut that loses one is what the start-up check reports).
+        for folder in {final.parent for final in moves.values()}:
+            fsync_dir(folder)
         return self.get_asset(asset_id)
+
+    def verify_assets(self, paths: VideoPaths | None = None) -> list[AssetRow]:
+        """Check current assets' files (of one video, or all) against what was registered.
+
+        A stat per file; a file is hashed only when its size is right but its mtime or inode
+        is not (and the row has a hash to compare with). Rows whose state changes are updated
+        and returned; ``damaged`` and ``missing`` are logged. Every manifest that no longer
+        mirrors the registry is rewritten: a kill between a registration's manifest and its
+        commit leaves one listing an asset that was never committed. Runs under the write
+        lock, so no registration is between its rename and its commit while it looks.
+        """
+        sql, args = "SELECT * FROM assets WHERE current=1", ()
+        if paths is not None:
+            sql, args = sql + " AND workspace_id=? AND video_id=?", (paths.workspace_id, paths.video_id)
+        changed: list[str] = []
+        with self._tx() as db:
+            videos: dict[tuple[str, str], VideoPaths] = {}
+            for r in db.execute(sql, args).fetchall():
+                key = (r["workspace_id"], r["video_id"])
+                if key not in videos:
+                    videos[key] = _checkable(self.workspaces_root, *key)
+                where = videos[key]
+                if where is None:
+                    continue
+                state, learned = _check_file(where.root / r["rel_path"], r)
+                if learned is not None:  # a row from before files were fingerprinted, or a file copied back
+                    db.execute("UPDATE assets SET sha256=?, mtime_ns=?, inode=? WHERE asset_id=?",
+                               (*learned, r["asset_id"]))
+                if state != r["state"]:
+                    db.execute("UPDATE assets SET state=? WHERE asset_id=?", (state, r["asset_id"]))
+                    changed.append(r["asset_id"])
+                    if state == "ok":
+                        log.info("asset %s (%s/%s/%s) holds its registered bytes again", r["asset_id"],
+                                 r["workspace_id"], r["video_id"], r["rel_path"])
+                    else:
+                        log.warning("asset %s (%s/%s/%s) is %s: %s", r["asset_id"], r["workspace_id"],
+                                    r["video_id"], r["rel_path"], state, _STATE_MEANING[state])
+            if paths is not None:
+                videos.setdefault((paths.workspace_id, paths.video_id), paths)
+            else:
+                for manifest in self.workspaces_root.glob("*/videos/*/manifest.json"):
+                    key = (manifest.parts[-4], manifest.parts[-2])
+                    if key not in videos:
+                        videos[key] = _checkable(self.workspaces_root, *key)
+            for where in videos.values():
+                if where is not None and not self._manifest_mirrors_registry(where):
+                    self._write_manifest(where)
+        return [self.get_asset(a) for a in changed]
+
+    def _manifest_mirrors_registry(self, paths: VideoPaths) -> bool:
+        """Whether ``manifest.json`` lists the video's current assets, each in its current state."""
+        try:
+            listed = json.loads(paths.manifest.read_text("utf-8"))["assets"]
+            shown = {a["asset_id"]: a.get("state") for a in listed}
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return shown == {a.asset_id: a.state for a in self.current_assets(paths.workspace_id, paths.video_id)}
 
     def record_attempts(
         self, paths: VideoPaths, *, capability: str, attempts: list[Attempt], job_id: str | None = None
@@ -330,6 +506,8 @@ class Registry:
                     "model": a.model,
                     "cost_usd": a.cost_usd,
                     "bytes": a.bytes,
+                    "sha256": a.sha256,
+                    "state": a.state,
                     "created_at": a.created_at,
                     "properties": a.props,
                     "attempts": [x.model_dump() for x in self.attempts_for(a.asset_id)],
@@ -431,6 +609,102 @@ class Registry:
             self.update_job(job_id, status="failed", message="interrupted by a server restart", error=error)
         return len(dead)
 
+    # --- workspace voices -----------------------------------------------------------------
+
+    def add_voice(
+        self,
+        workspace_id: str,
+        name: str,
+        *,
+        provider: str,
+        vendor_voice_id: str,
+        sample_uri: str,
+        sample_asset_id: str | None,
+        description: str | None,
+        props: dict[str, Any],
+    ) -> VoiceRow | None:
+        """Register a cloned voice under ``name``; None (nothing written) when a live voice already has the
+        name. A deleted voice of that name is replaced."""
+        with self._tx() as db:
+            taken = db.execute("SELECT 1 FROM voices WHERE workspace_id=? AND name=? AND deleted_at IS NULL",
+                               (workspace_id, name)).fetchone()
+            if taken:
+                return None
+            db.execute(
+                "INSERT OR REPLACE INTO voices (workspace_id, name, provider, vendor_voice_id, description, sample_uri,"
+                " sample_asset_id, props_json, created_at, deleted_at) VALUES (?,?,?,?,?,?,?,?,?,NULL)",
+                (workspace_id, name, provider, vendor_voice_id, description, sample_uri, sample_asset_id,
+                 json.dumps(props, sort_keys=True), utc_now()),
+            )
+        return self.get_voice(workspace_id, name)
+
+    def get_voice(self, workspace_id: str, name: str, *, include_deleted: bool = False) -> VoiceRow | None:
+        rows = self._query("SELECT * FROM voices WHERE workspace_id=? AND name=?"
+                           + ("" if include_deleted else " AND deleted_at IS NULL"), (workspace_id, name))
+        return _voice(rows[0]) if rows else None
+
+    def voices(self, workspace_id: str, *, include_deleted: bool = False) -> list[VoiceRow]:
+        rows = self._query("SELECT * FROM voices WHERE workspace_id=?"
+                           + ("" if include_deleted else " AND deleted_at IS NULL") + " ORDER BY name", (workspace_id,))
+        return [_voice(r) for r in rows]
+
+    def mark_voice_deleted(self, workspace_id: str, name: str) -> VoiceRow | None:
+        """Set ``deleted_at`` on the live voice ``name``; None when there is none."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE voices SET deleted_at=? WHERE workspace_id=? AND name=? AND deleted_at IS NULL",
+                             (utc_now(), workspace_id, name))
+            if cur.rowcount == 0:
+                return None
+        return self.get_voice(workspace_id, name, include_deleted=True)
+
+
+_STATE_MEANING = {
+    "damaged": "the file under its name is not the one that was registered (a kill between a rename and its "
+               "registration, or a change from outside); generate or import it again",
+    "missing": "the file is gone (archived or deleted)",
+}
+
+
+def _checkable(workspaces_root: Path, workspace_id: str, video_id: str) -> VideoPaths | None:
+    """The video's folder, unless its ids no longer validate or a folder on the way is a symlink
+    (nothing is read or written through one)."""
+    try:
+        paths = VideoPaths(workspaces_root, workspace_id, video_id)
+        paths.check_folders()
+    except (InvalidIdentifier, PathOutsideWorkspace):
+        log.warning("not checking %s/%s: its ids or folders are not what the registry writes", workspace_id,
+                    video_id)
+        return None
+    return paths
+
+
+def _check_file(path: Path, r: sqlite3.Row) -> tuple[str, tuple[str | None, int, int] | None]:
+    """The state of a row's file, and (sha256, mtime_ns, inode) to record when the row learns them."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return "missing", None
+    except OSError:
+        return "damaged", None
+    if not stat.S_ISREG(st.st_mode):  # a link or a folder where a file was registered
+        return "damaged", None
+    if st.st_size != r["bytes"]:
+        return "damaged", None
+    if r["mtime_ns"] is None:  # registered before files were fingerprinted: the size is all there is to go on
+        return "ok", (r["sha256"], st.st_mtime_ns, st.st_ino)
+    if (st.st_mtime_ns, st.st_ino) == (r["mtime_ns"], r["inode"]):
+        return "ok", None
+    if r["sha256"] is None:  # nothing to hash against: a new mtime says rewritten; a new inode alone, remounted
+        if st.st_mtime_ns != r["mtime_ns"]:
+            return "damaged", None
+        return "ok", (None, st.st_mtime_ns, st.st_ino)
+    if r["state"] == "damaged":  # already found to differ: not hashed again at every start
+        return "damaged", None
+    digest = file_sha256(path)
+    if digest == r["sha256"]:  # the same bytes (copied back, touched): remember the file as it is now
+        return "ok", (digest, st.st_mtime_ns, st.st_ino)
+    return "damaged", None
+
 
 def _asset(r: sqlite3.Row) -> AssetRow:
     return AssetRow(
@@ -448,6 +722,8 @@ def _asset(r: sqlite3.Row) -> AssetRow:
         job_id=r["job_id"],
         current=bool(r["current"]),
         created_at=r["created_at"],
+        sha256=r["sha256"],
+        state=r["state"] or "ok",
     )
 
 
@@ -479,3 +755,31 @@ def _job(r: sqlite3.Row) -> JobRow:
         updated_at=r["updated_at"],
     )
 
+
+@dataclass(frozen=True)
+class VoiceRow:
+    workspace_id: str
+    name: str
+    provider: str
+    vendor_voice_id: str
+    description: str | None
+    sample_uri: str
+    sample_asset_id: str | None
+    props: dict[str, Any]
+    created_at: str
+    deleted_at: str | None
+
+
+def _voice(r: sqlite3.Row) -> VoiceRow:
+    return VoiceRow(
+        workspace_id=r["workspace_id"],
+        name=r["name"],
+        provider=r["provider"],
+        vendor_voice_id=r["vendor_voice_id"],
+        description=r["description"],
+        sample_uri=r["sample_uri"],
+        sample_asset_id=r["sample_asset_id"],
+        props=json.loads(r["props_json"] or "{}"),
+        created_at=r["created_at"],
+        deleted_at=r["deleted_at"],
+    )

@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -340,6 +341,9 @@ class Timeline:
     music: MusicInput | None = None
     watermark: Watermark | None = None
     captions_ass: str | None = None  # an ASS document (captions and overlays) burned in by libass
+    # The font files the ASS names, when not the bundled ones: copied into the render's own
+    # fonts folder, so libass sees exactly these (and the bundled set is not in the way).
+    caption_fonts: tuple[Path, ...] = ()
     mix: MixSettings = field(default_factory=MixSettings)
     levels: AudioLevels | None = None  # None until measured: every gain 0 dB
     copy_video: bool = False  # stream-copy the scenes (see stream_copy_blockers)
@@ -797,8 +801,24 @@ def _watermark(video: Any, tl: Timeline) -> Any:
 def _subtitles(video: Any, tl: Timeline, work_dir: Path) -> Any:
     if not tl.captions_ass:
         return video
-    # fontsdir: libass loads the bundled fonts as memory fonts and matches them first.
-    return video.filter("ass", filename=str(work_dir / "captions.ass"), fontsdir=str(FONT_DIR))
+    # fontsdir: libass loads the fonts there as memory fonts and matches them first.
+    fonts = work_dir / "fonts" if tl.caption_fonts else FONT_DIR
+    return video.filter("ass", filename=str(work_dir / "captions.ass"), fontsdir=str(fonts))
+
+
+def _write_captions(tl: Timeline, work_dir: Path) -> None:
+    """The ASS document and its fonts, where :func:`_subtitles` points libass."""
+    if not tl.captions_ass:
+        return
+    (work_dir / "captions.ass").write_text(tl.captions_ass, encoding="utf-8")
+    if tl.caption_fonts:
+        fonts = work_dir / "fonts"
+        fonts.mkdir(exist_ok=True)
+        for font in tl.caption_fonts:
+            try:
+                shutil.copyfile(font, fonts / font.name)
+            except OSError as exc:
+                raise MediaError(f"cannot read the caption font {font.name}: {exc.strerror or exc}") from exc
 
 
 def _tag_bt709(video: Any) -> Any:
@@ -1323,8 +1343,7 @@ def render(
     out = Path(out_path)
     outputs = [out] + ([Path(webm_path)] if webm_path is not None else [])
     with _work_dir(out) as work:
-        if timeline.captions_ass:
-            (work / "captions.ass").write_text(timeline.captions_ass, encoding="utf-8")
+        _write_captions(timeline, work)
         if timeline.copy_video:
             (work / "scenes.ffconcat").write_text(concat_list_text(timeline), encoding="utf-8")
         argv = build_argv(timeline, out, preset=preset, crf=crf, threads=threads, encoder=encoder,
@@ -1561,8 +1580,7 @@ def assemble(
     report = _monotonic(on_progress)
     failures: list[EncoderFailure] = []
     with _work_dir(out) as work:
-        if timeline.captions_ass:
-            (work / "captions.ass").write_text(timeline.captions_ass, encoding="utf-8")
+        _write_captions(timeline, work)
         if timeline.copy_video:
             (work / "scenes.ffconcat").write_text(concat_list_text(timeline), encoding="utf-8")
         video_mp4, m4a = work / "video.mp4", work / "audio.m4a"

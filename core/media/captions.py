@@ -14,9 +14,17 @@ Layout (:class:`CaptionLayout`) is in output pixels (``PlayResX/Y`` = the video'
   clear of the Shorts interface: above the bottom quarter (title, channel, subscribe,
   navigation) and left of the action-button column on the right.
 
-Every line is measured with the bundled font (Pillow and libass both use FreeType); a cue
+Every line is measured with the caption font (Pillow and libass both use FreeType); a cue
 whose widest line would not fit its box gets a smaller size (``\\fs``) rather than being
 re-wrapped by libass (``WrapStyle: 2`` — only our line breaks).
+
+The caption font (:class:`CaptionFont`) is bundled Inter Bold unless the caller chooses
+another file: the styles then name that file's own family (what libass matches, see
+:func:`core.media.fonts.font_facts`) and its real weight and slant, so libass picks that
+face and neither emboldens nor slants it (a regular face asked for bold would be drawn
+faux-bold, wider than measured). Whoever renders the ASS must hand libass a fonts folder
+holding the file (core.media.assembly builds one per render); captions and overlays share
+the font.
 """
 
 from __future__ import annotations
@@ -26,8 +34,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
-from core.media.fonts import FONT_DIR, font_path
+from core.media.fonts import FONT_DIR, font_facts, font_path, truetype
 from core.media.srt import to_srt
 from core.schemas import SegmentTiming
 
@@ -35,6 +44,8 @@ __all__ = [
     "Cue",
     "CaptionLayout",
     "OverlayText",
+    "CaptionFont",
+    "DEFAULT_CAPTION_FONT",
     "SHORTS_UI_BOTTOM_FRACTION",
     "SHORTS_UI_RIGHT_FRACTION",
     "FONT_FAMILY",
@@ -54,6 +65,8 @@ SHORTS_UI_RIGHT_FRACTION = 0.15
 
 FONT_FAMILY = "Inter"  # Inter-Bold.otf: family "Inter", weight bold (font_path("text"))
 FONTS_DIR = FONT_DIR  # handed to libass as fontsdir, so no system font is ever used
+# What the default layout's line length assumes a line of text to be made of.
+_WIDTH_SAMPLE = "The quick brown fox jumps over the lazy dog, 1234567890."
 
 _MAX_CHARS_LANDSCAPE = 42
 _WIDTH_SAFETY = 0.97  # libass shapes with HarfBuzz (kerning); Pillow's basic layout may differ slightly
@@ -76,6 +89,32 @@ class OverlayText:
 
 
 @dataclass(frozen=True)
+class CaptionFont:
+    """The font captions and overlays are drawn in: a file, and the names libass knows it by."""
+
+    path: Path
+    family: str  # the style's Fontname: the file's family name (name ID 1)
+    weight: int = 700
+    italic: bool = False
+    cell_em: float | None = None  # libass sizes a font by this many em (None: ask FreeType)
+
+    @classmethod
+    def from_file(cls, path: Path) -> CaptionFont:
+        """Raises ValueError when ``path`` is not a font whose names can be read."""
+        facts = font_facts(path)
+        return cls(Path(path), facts.family, facts.weight, facts.italic, facts.cell_em)
+
+    @property
+    def ass_bold(self) -> int:
+        # -1/0 are what every renderer reads; libass also takes a weight, which asks for
+        # exactly this face (no faux bold on a light one, none missing on a black one).
+        return {700: -1, 400: 0}.get(self.weight, self.weight)
+
+
+DEFAULT_CAPTION_FONT = CaptionFont(font_path("text"), FONT_FAMILY, 700, False)
+
+
+@dataclass(frozen=True)
 class CaptionLayout:
     """Caption geometry for one output size, in output pixels."""
 
@@ -89,6 +128,7 @@ class CaptionLayout:
     margin_v: int  # from the bottom edge to the bottom of the last line
     max_chars: int
     max_lines: int = 2
+    font: CaptionFont = DEFAULT_CAPTION_FONT
 
     @property
     def portrait(self) -> bool:
@@ -103,27 +143,31 @@ class CaptionLayout:
         return round(self.font_size * 1.15)
 
     @classmethod
-    def for_size(cls, width: int, height: int) -> CaptionLayout:
+    def for_size(cls, width: int, height: int, font: CaptionFont = DEFAULT_CAPTION_FONT) -> CaptionLayout:
         if height > width:
             # 9:16: a larger size relative to the width, for a phone held upright.
-            font = max(12, round(width * 0.065))
+            size = max(12, round(width * 0.065))
             margin_l = round(width * 0.07)
             margin_r = max(margin_l, math.ceil(width * (SHORTS_UI_RIGHT_FRACTION + 0.01)))
             margin_v = math.ceil(height * (SHORTS_UI_BOTTOM_FRACTION + 0.03))
         else:
-            font = max(12, round(height * 0.06))
+            size = max(12, round(height * 0.06))
             margin_l = margin_r = round(width * 0.10)
             margin_v = round(height * 0.075)
-        outline = max(1, round(font * 0.075))
+        outline = max(1, round(size * 0.075))
         # No drop shadow: ffmpeg blends each libass layer in plain C on every frame, and the
         # shadow layer (as large as the outline) cost 0.8 CPU-s on a 30 s 1080p job, almost
         # half of the captions' cost; the black outline alone keeps the text legible.
         shadow = 0
         box = width - margin_l - margin_r
-        # What fits at an average Inter Bold advance of ~0.6 em (a size is ~1.2 em in ASS).
-        fits = int(box / (font * 0.55))
+        # What fits at an average Inter Bold advance of ~0.6 em (a size is ~1.2 em in ASS),
+        # scaled by how much wider or narrower another caption font sets the same text.
+        spread = 1.0
+        if font != DEFAULT_CAPTION_FONT:
+            spread = text_width_px(_WIDTH_SAMPLE, 100, font) / text_width_px(_WIDTH_SAMPLE, 100)
+        fits = int(box / (size * 0.55 * spread))
         max_chars = max(12, min(_MAX_CHARS_LANDSCAPE, fits))
-        return cls(width, height, font, outline, shadow, margin_l, margin_r, margin_v, max_chars)
+        return cls(width, height, size, outline, shadow, margin_l, margin_r, margin_v, max_chars, font=font)
 
 
 # --------------------------------------------------------------------------- cues
@@ -172,9 +216,12 @@ def build_ass(cues: Sequence[Cue], layout: CaptionLayout, overlays: Sequence[Ove
               "Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, "
               "MarginL, MarginR, MarginV, Encoding")
     top_margin = max(round(L.height * 0.06), L.margin_v // 4)
-    caption_style = (f"Style: Caption,{FONT_FAMILY},{L.font_size},{white},{white},{black},{shadow},-1,0,0,0,100,100,"
+    # A family name is one field of a comma-separated row: a comma in it would shift the rest.
+    face = f"{L.font.family.replace(',', ' ')},"
+    weight = f"{L.font.ass_bold},{-1 if L.font.italic else 0}"
+    caption_style = (f"Style: Caption,{face}{L.font_size},{white},{white},{black},{shadow},{weight},0,0,100,100,"
                      f"0,0,1,{L.outline_px},{L.shadow_px},2,{L.margin_l},{L.margin_r},{L.margin_v},1")
-    overlay_style = (f"Style: Overlay,{FONT_FAMILY},{L.overlay_font_size},{white},{white},{black},{shadow},-1,0,0,0,"
+    overlay_style = (f"Style: Overlay,{face}{L.overlay_font_size},{white},{white},{black},{shadow},{weight},0,0,"
                      f"100,100,0,0,1,{L.outline_px + 1},{L.shadow_px},8,{L.margin_l},{L.margin_r},{top_margin},1")
     out = [
         "[Script Info]",
@@ -196,14 +243,14 @@ def build_ass(cues: Sequence[Cue], layout: CaptionLayout, overlays: Sequence[Ove
         "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
     ]
     for cue in cues:
-        size = _fitting_size(cue.lines, L.font_size, L.box_width)
+        size = _fitting_size(cue.lines, L.font_size, L.box_width, L.font)
         prefix = f"{{\\fs{size}}}" if size != L.font_size else ""
         text = "\\N".join(_escape(line) for line in cue.lines)
         out.append(f"Dialogue: 0,{_ass_time(cue.start_ms)},{_ass_time(max(cue.end_ms, cue.start_ms + 10))},"
                    f"Caption,,0,0,0,,{prefix}{text}")
     for ov in overlays:
         lines = _wrap_overlay(ov.text, max(8, round(L.max_chars * L.font_size / L.overlay_font_size)))
-        size = _fitting_size(lines, L.overlay_font_size, L.box_width)
+        size = _fitting_size(lines, L.overlay_font_size, L.box_width, L.font)
         align = _ALIGN.get(ov.position, 8)
         tags = f"\\an{align}" + (f"\\fs{size}" if size != L.overlay_font_size else "")
         # Bottom overlays keep the caption margin (clear of the Shorts interface too); libass
@@ -215,36 +262,26 @@ def build_ass(cues: Sequence[Cue], layout: CaptionLayout, overlays: Sequence[Ove
     return "\n".join(out) + "\n"
 
 
-def text_width_px(text: str, size: int) -> float:
+def text_width_px(text: str, size: int, font: CaptionFont = DEFAULT_CAPTION_FONT) -> float:
     """Advance width of ``text`` in the caption font at ``size`` (ASS) pixels."""
-    font = _font(_em_px(size))
-    return float(font.getlength(text))
+    return float(truetype(font.path, _em_px(size, font)).getlength(text))
 
 
-def _em_px(ass_size: int) -> int:
+def _em_px(ass_size: int, font: CaptionFont = DEFAULT_CAPTION_FONT) -> int:
     # libass (like VSFilter) sizes a font by its ascent + descent, not its em: Inter's
     # hhea ascent + descent is ~1.21 em, so an ASS size of 56 draws a ~46 px em.
-    return max(1, round(ass_size / _inter_cell_ratio()))
+    return max(1, round(ass_size / (font.cell_em or _freetype_cell_em(str(font.path)))))
 
 
-@lru_cache(maxsize=1)
-def _inter_cell_ratio() -> float:
-    from PIL import ImageFont
-
-    ascent, descent = ImageFont.truetype(str(font_path("text")), 1000).getmetrics()
+@lru_cache(maxsize=8)
+def _freetype_cell_em(path: str) -> float:
+    ascent, descent = truetype(path, 1000).getmetrics()
     return (ascent + descent) / 1000
 
 
-@lru_cache(maxsize=32)
-def _font(px: int):  # noqa: ANN202 - PIL type
-    from PIL import ImageFont
-
-    return ImageFont.truetype(str(font_path("text")), px)
-
-
-def _fitting_size(lines: Sequence[str], size: int, box_px: int) -> int:
+def _fitting_size(lines: Sequence[str], size: int, box_px: int, font: CaptionFont = DEFAULT_CAPTION_FONT) -> int:
     """``size``, or the largest smaller size at which the widest line fits the box."""
-    widest = max((text_width_px(line, size) for line in lines), default=0.0)
+    widest = max((text_width_px(line, size, font) for line in lines), default=0.0)
     limit = box_px * _WIDTH_SAFETY
     if widest <= limit:
         return size

@@ -9,6 +9,7 @@ track (the clip's own sound when it has one — Veo clips can — else silence).
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import threading
 from collections.abc import Callable
@@ -44,20 +45,28 @@ def normalize_clip(
     cancel: threading.Event | None = None,
     on_progress: Callable[[float], None] | None = None,
     timeout_s: float = 600.0,
+    info: MediaInfo | None = None,
+    keep_src: bool = True,
 ) -> MediaInfo:
     """Re-encode ``src`` into the contract format at ``out`` (any name; MP4 is forced).
 
     ``timeout_s`` bounds the ffmpeg run: a vendor's clip is seconds long, an imported one may be minutes.
+    ``info``: ``src`` already probed (it is not probed again). ``keep_src=False``: a clip that is
+    already the contract format is moved to ``out`` rather than copied (same folder).
     """
-    try:
-        info = probe(src, count_frames=True)
-    except MediaError as exc:
-        raise BadOutput(f"the provider's clip is not readable video: {exc.message}") from exc
+    if info is None:
+        try:
+            info = probe(src, count_frames=True)
+        except MediaError as exc:
+            raise BadOutput(f"the provider's clip is not readable video: {exc.message}") from exc
     if info.video is None or not info.duration_s:
         raise BadOutput("the provider's clip has no video stream")
     if matches_contract(info, width=width, height=height, fps=fps, duration_s=duration_s):
         # Already the contract format: a second lossy encode would cost time and quality for nothing.
-        shutil.copyfile(src, out)
+        if keep_src:
+            shutil.copyfile(src, out)
+        else:
+            os.replace(src, out)
         if on_progress is not None:
             on_progress(1.0)
         return dataclasses.replace(info, path=str(out))  # the same bytes: no need to probe again

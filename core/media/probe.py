@@ -84,8 +84,12 @@ def _stream_duration(stream: Any) -> float | None:
 def probe(path: str | Path, *, count_frames: bool = False) -> MediaInfo:
     """Read container and stream facts from ``path``.
 
-    ``count_frames`` demuxes the video stream to count packets when the container does
-    not say (cheap: no decoding).
+    ``count_frames``: the video frame count must be exact, not what a header claims. An
+    MP4/MOV whose top-level boxes are whole (each ends inside the file, the last at its
+    end) is taken at its sample table; any other file is demuxed and its packets counted
+    (no decoding, but it reads the whole file). A file truncated inside ``mdat`` keeps a
+    sample table that promises frames it no longer has: that one is counted. Without
+    ``count_frames`` packets are counted only when the container gives no count at all.
     """
     import av  # imported here: PyAV costs ~0.2 s at import and most calls never probe
 
@@ -105,7 +109,7 @@ def probe(path: str | Path, *, count_frames: bool = False) -> MediaInfo:
             cc = vs.codec_context
             rate = vs.average_rate or vs.guessed_rate or vs.base_rate
             frames = vs.frames or None
-            if count_frames or frames is None:
+            if frames is None or (count_frames and not _sample_table_exact(container.format.name, p, size)):
                 frames = sum(1 for pkt in container.demux(vs) if pkt.size)
                 container.seek(0)
             sar = cc.sample_aspect_ratio
@@ -191,6 +195,31 @@ def _enum_name(value: Any) -> str | None:
         return _COLOR_NAMES.get(int(value), str(value))
     except (TypeError, ValueError):
         return str(value)
+
+
+def _sample_table_exact(format_name: str, path: Path, size: int) -> bool:
+    """An MP4/MOV whose top-level boxes tile the file exactly: none was cut short, so its sample table
+    counts the frames the file has (counting packets would read the whole file for the same number)."""
+    if not format_name.startswith("mov,mp4"):
+        return False
+    offset = 0
+    with open(path, "rb") as fh:
+        while offset < size:
+            fh.seek(offset)
+            header = fh.read(16)
+            if len(header) < 8:
+                return False
+            box, _kind = struct.unpack(">I4s", header[:8])
+            if box == 1:
+                if len(header) < 16:
+                    return False
+                box = struct.unpack(">Q", header[8:16])[0]
+            elif box == 0:  # "to the end of the file"
+                return True
+            if box < 8:
+                return False
+            offset += box
+    return offset == size
 
 
 def mp4_top_level_atoms(path: str | Path) -> list[str]:

@@ -11,6 +11,10 @@ pill below it. The background is either
 * a caller's image (e.g. an AI picture of any size/aspect), cover-fitted to 16:9, converted
   to sRGB and darkened behind the text for contrast.
 
+The title's font is bundled Inter Display Black unless the caller passes ``font`` (a font
+file): the image providers draw the title over their picture with this module, passing
+the request's ``ImageSpec.font``.
+
 Layout is exposed separately (:func:`layout_title` -> :class:`TitleLayout`) so tests and
 callers can check sizes: every text box stays inside :data:`SAFE_BOX` and out of
 :data:`BADGE_BOX`, the corner where YouTube draws the duration badge.
@@ -40,7 +44,7 @@ from pathlib import Path
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, ImageOps, ImageStat
 
 from core.errors import InputError, MediaError, StorageError
-from core.media.fonts import font_path
+from core.media.fonts import font_path, truetype
 
 __all__ = [
     "WIDTH",
@@ -189,12 +193,16 @@ def _clean(text: str) -> str:
     return " ".join("".join(out).split())
 
 
-@functools.lru_cache(maxsize=4096)
 def _has_glyph(fpath: str, ch: str) -> bool:
     """False when the font would draw its .notdef box for ``ch`` (e.g. emoji in Inter)."""
     if ch.isspace() or unicodedata.category(ch).startswith("M"):
         return True
-    f = _font(fpath, 40)
+    return _font_has_glyph(_font(fpath, 40), ch)
+
+
+@functools.lru_cache(maxsize=4096)
+def _font_has_glyph(f: ImageFont.FreeTypeFont, ch: str) -> bool:
+    # Keyed by the loaded font, which is per file identity: a replaced file is asked afresh.
     missing = f.getmask("\U0010fffd")
     m = f.getmask(ch)
     return not (m.size == missing.size and bytes(m) == bytes(missing))
@@ -244,9 +252,8 @@ def _check_subtitle(subtitle: object) -> str | None:
     return _clean(subtitle) or None
 
 
-@functools.lru_cache(maxsize=128)
 def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(path, size)
+    return truetype(path, size)
 
 
 def _title_font_path(font: Path | None) -> str:
@@ -1004,7 +1011,8 @@ def render_thumbnail(
 
     ``background``: an image file (any size/aspect, e.g. AI-generated) used cover-fitted under
     a darkening scrim; without it a designed background is generated from title + style.
-    ``font``: the title font (default: bundled Inter Display Black).
+    ``font``: the title font file (default: bundled Inter
+    Display Black).
     Raises InputError (empty title, unusable font), MediaError (unreadable background),
     StorageError (cannot write ``out_path``).
     """

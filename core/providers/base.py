@@ -28,6 +28,8 @@ __all__ = [
     "VideoProvider",
     "SpeechProvider",
     "ImageProvider",
+    "ClonedVoice",
+    "VoiceCloningProvider",
     "CAPABILITY_METHODS",
     "scrub",
 ]
@@ -78,6 +80,9 @@ class ImageSpec:
     subtitle: str | None = None
     prompt: str | None = None
     style: str | None = None
+    font: Path | None = None  # the title's font file (checked by the service); None: the bundled display face
+    negative_prompt: str | None = None  # what the picture must not show, for providers that take one (SD)
+    seed: int | None = None  # a fixed seed, for providers that take one (SD); None: random
 
 
 @dataclass
@@ -122,6 +127,29 @@ class SpeechProvider(Provider, Protocol):
 @runtime_checkable
 class ImageProvider(Provider, Protocol):
     async def generate_image(self, spec: ImageSpec, out: Path, ctx: CallContext) -> ProviderOutput: ...
+
+
+@dataclass(frozen=True)
+class ClonedVoice:
+    """A voice a vendor made from a sample: the id its speech provider speaks it by."""
+
+    voice_id: str
+    requires_verification: bool = False
+    notes: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class VoiceCloningProvider(Provider, Protocol):
+    """A speech provider that can also clone a voice into the vendor account and delete it again.
+
+    A clone lives in one vendor account, so only that vendor's speech providers can speak it.
+    ``delete_voice`` answers False when the vendor no longer has the voice.
+    """
+
+    async def clone_voice(self, name: str, sample: Path, ctx: CallContext, *, description: str | None = None,
+                          remove_background_noise: bool = False) -> ClonedVoice: ...
+
+    async def delete_voice(self, voice_id: str, ctx: CallContext) -> bool: ...
 
 
 CAPABILITY_METHODS: dict[str, str] = {"video": "generate_video", "speech": "synthesize", "image": "generate_image"}

@@ -52,6 +52,19 @@ body first, then the HTTP status:
 
 Every error carries ``cost_usd``: the characters of the requests ElevenLabs answered
 with audio before it, the failing one included when it billed (a 200 with bad audio).
+
+Voice cloning (``clone_voice``, ``delete_voice``; core/services/voices.py decides when):
+``POST /v1/voices/add`` (instant voice clone: multipart name, files, description,
+remove_background_noise; answers ``{"voice_id", "requires_verification"}``) and ``DELETE
+/v1/voices/{voice_id}``. Same client, same discipline (no SDK retries, no redirects, key
+scrubbed), and its own error mapping (:func:`_from_voice_api_error`), because the same code
+means something else here: ``paid_plan_required`` or ``can_not_use_instant_voice_cloning``
+is "this plan has no instant voice cloning", ``voice_limit_reached`` is "the account's
+custom voices are all used", both ``Unavailable`` (not retryable) with a message saying what
+to do; another 400/422 on ``voices/add`` is the sample's fault -> ``InputError`` with the
+vendor's words; ``voice_not_found``/404 on delete means the voice is already gone (False).
+A 2xx without a 20-character voice id -> ``BadOutput``: an id of another shape would not be
+recognised as one when speaking, and the narration would silently use the default voice.
 """
 
 from __future__ import annotations
@@ -62,6 +75,7 @@ import contextlib
 import importlib.util
 import logging
 import math
+import mimetypes
 import re
 import tempfile
 import threading
@@ -86,7 +100,7 @@ from core.errors import (
     Unavailable,
 )
 from core.providers._vendor import retry_after_s, run_cancellable
-from core.providers.base import CallContext, ProviderOutput, SpeechSpec, scrub
+from core.providers.base import CallContext, ClonedVoice, ProviderOutput, SpeechSpec, scrub
 from core.providers.pricing import cost_usd
 from core.schemas import Capability, WordTiming
 
@@ -129,6 +143,10 @@ _SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f][\"')\]\u201d\u2019]*\
 _REFUSAL_CODES = frozenset({"content_against_policy", "famous_voice_not_permitted"})
 _QUOTA_CODES = frozenset({"quota_exceeded", "payment_required", "paid_plan_required", "insufficient_credits"})
 _BLOCKED_CODES = frozenset({"detected_unusual_activity", "unusual_activity_detected", "user_in_probation"})
+# Voice cloning: the plan has no instant voice cloning / every custom voice slot is taken / the voice is gone.
+_CLONE_PLAN_CODES = frozenset({"can_not_use_instant_voice_cloning", "paid_plan_required", "payment_required"})
+_VOICE_LIMIT_CODES = frozenset({"voice_limit_reached", "voice_add_edit_limit_reached"})
+_VOICE_GONE_CODES = frozenset({"voice_not_found", "voice_does_not_exist"})
 
 # What ffmpeg turns each answer into, and what join_segments is told the parts are.
 _PCM_RATE = 44100
@@ -321,17 +339,105 @@ class ElevenLabsSpeechProvider:
             raise BadOutput("ElevenLabs answered with a body that is not the expected JSON") from exc
 
     @contextlib.asynccontextmanager
-    async def _client(self) -> Any:
+    async def _client(self, timeout_s: float | None = None) -> Any:
         import httpx
         from elevenlabs.client import AsyncElevenLabs
 
         key = self.settings.elevenlabs_api_key
         assert key is not None  # unavailable_reason() checked it
-        timeout = httpx.Timeout(self.request_timeout_s, connect=min(self.connect_timeout_s, self.request_timeout_s))
+        total_s = timeout_s or self.request_timeout_s
+        timeout = httpx.Timeout(total_s, connect=min(self.connect_timeout_s, total_s))
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
             # Key and base URL always explicit: the SDK's defaults read the environment at import time.
             yield AsyncElevenLabs(api_key=key.get(), base_url=self.settings.elevenlabs_base_url or PRODUCTION_BASE_URL,
-                                  timeout=self.request_timeout_s, httpx_client=http)
+                                  timeout=total_s, httpx_client=http)
+
+    # --- voices: instant voice cloning ------------------------------------------------------
+
+    # One clone request, upload included (clone_voice runs as a job). Deleting is quick, and
+    # delete_voice answers within the 50 s a tool call may take, a retry included.
+    clone_timeout_s: float = 40.0
+    delete_timeout_s: float = 15.0
+
+    async def clone_voice(self, name: str, sample: Path, ctx: CallContext, *, description: str | None = None,
+                          remove_background_noise: bool = False) -> ClonedVoice:
+        """An instant voice clone of the speaker in ``sample`` (``POST /v1/voices/add``), named ``name``
+        in the ElevenLabs account. Not billed per call (the plan includes it), so nothing is priced."""
+        reason = self.unavailable_reason()
+        if reason:
+            raise NotConfigured(reason)
+        secrets = _secrets(self.settings, ctx.settings)
+        data = await anyio.to_thread.run_sync(sample.read_bytes)
+        mime = mimetypes.guess_type(sample.name)[0] or "application/octet-stream"
+        extra: dict[str, Any] = {"remove_background_noise": remove_background_noise}
+        if description:
+            extra["description"] = description
+        try:
+            async with self._client(self.clone_timeout_s) as client:
+
+                async def call() -> Any:
+                    with anyio.fail_after(self.clone_timeout_s):
+                        return await client.voices.ivc.create(
+                            name=name, files=[(sample.name, data, mime)], request_options={"max_retries": 0}, **extra)
+
+                response = await self._voice_call(call, ctx, secrets, action="clone", timeout_s=self.clone_timeout_s)
+        except ProviderError as exc:
+            exc.message = scrub(exc.message, secrets)
+            exc.args = (exc.message,)
+            raise
+        voice_id = getattr(response, "voice_id", None)
+        if not isinstance(voice_id, str) or not _VOICE_ID.fullmatch(voice_id):
+            raise BadOutput("ElevenLabs answered the clone without a usable voice_id")
+        notes: list[str] = []
+        verify = getattr(response, "requires_verification", False) is True
+        if verify:
+            notes.append("ElevenLabs requires this voice to be verified before it speaks (its voice page in the "
+                         "ElevenLabs app)")
+        if getattr(response, "library_voice_match", None) is not None:
+            notes.append("ElevenLabs found that the sample matches a protected voice of its Voice Library")
+        log.info("%s: cloned a voice (%d bytes of sample)%s", self.id, len(data), "; needs verification" if verify else "")
+        return ClonedVoice(voice_id=voice_id, requires_verification=verify, notes=tuple(notes))
+
+    async def delete_voice(self, voice_id: str, ctx: CallContext) -> bool:
+        """Delete a voice of the account (``DELETE /v1/voices/{voice_id}``); False when ElevenLabs has no such voice."""
+        reason = self.unavailable_reason()
+        if reason:
+            raise NotConfigured(reason)
+        if not _VOICE_ID.fullmatch(voice_id):  # it goes into the URL path
+            raise InputError(f"{voice_id[:40]!r} is not an ElevenLabs voice id")
+        secrets = _secrets(self.settings, ctx.settings)
+        try:
+            async with self._client(self.delete_timeout_s) as client:
+
+                async def call() -> Any:
+                    with anyio.fail_after(self.delete_timeout_s):
+                        return await client.voices.delete(voice_id, request_options={"max_retries": 0})
+
+                await self._voice_call(call, ctx, secrets, action="delete", timeout_s=self.delete_timeout_s)
+        except _VoiceGone:
+            return False
+        except ProviderError as exc:
+            exc.message = scrub(exc.message, secrets)
+            exc.args = (exc.message,)
+            raise
+        return True
+
+    async def _voice_call(self, call: Callable[[], Any], ctx: CallContext, secrets: list[str], *, action: str,
+                          timeout_s: float) -> Any:
+        import httpx
+        from elevenlabs.core.api_error import ApiError
+        from elevenlabs.core.parse_error import ParsingError
+
+        try:
+            return await run_cancellable(call, ctx.cancel, f"voice {action} cancelled")
+        except ApiError as exc:
+            raise _from_voice_api_error(exc, secrets, action=action) from exc
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise TimedOut(f"ElevenLabs did not answer within {timeout_s:g} s") from exc
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"ElevenLabs could not be reached ({type(exc).__name__})") from exc
+        except (ParsingError, ValueError, TypeError) as exc:
+            raise BadOutput("ElevenLabs answered with a body that is not the expected JSON") from exc
 
     # --- small decisions, public for tests and the doctor --------------------------------
 
@@ -488,6 +594,58 @@ def _from_api_error(exc: Any, secrets: list[str]) -> ProviderError:
     if status >= 500:
         return Unavailable(f"ElevenLabs server error ({status}){suffix}")
     return Unavailable(f"ElevenLabs rejected the request ({status}{', ' + code if code else ''}){suffix}")
+
+
+class _VoiceGone(Exception):
+    """ElevenLabs has no such voice (any more): for delete_voice, the wanted state already."""
+
+
+def _from_voice_api_error(exc: Any, secrets: list[str], *, action: str) -> Exception:
+    """Map an ApiError of ``voices/add`` (action "clone") or ``DELETE voices/{id}`` ("delete"). Never quotes headers."""
+    status = exc.status_code or 0
+    code, message = _detail(exc.body)
+    codes = {code, _legacy_status(exc.body)} - {""}
+    said = scrub(message or code or "", secrets)[:300]
+    suffix = f": {said}" if said else ""
+    if 200 <= status < 300:
+        return BadOutput(f"ElevenLabs answered {status} with a body that is not the expected JSON")
+    if action == "delete" and (codes & _VOICE_GONE_CODES or status == 404):
+        return _VoiceGone()
+    if codes & _CLONE_PLAN_CODES or (action == "clone" and status == 402):
+        return Unavailable("the ElevenLabs plan of ELEVENLABS_API_KEY does not include instant voice cloning "
+                           f"(a paid plan, Starter or higher, does){suffix}", retryable=False)
+    if codes & _VOICE_LIMIT_CODES:
+        return Unavailable("the ElevenLabs account has no custom voice slot left: delete a voice (delete_voice, or "
+                           f"in the ElevenLabs app) or upgrade the plan{suffix}", retryable=False)
+    if codes & _REFUSAL_CODES or "against_policy" in code:
+        return Refused(f"ElevenLabs refused to clone this voice ({code})", reasons=[said or code])
+    if codes & _QUOTA_CODES:
+        return Unavailable(f"ElevenLabs quota exceeded ({code}){suffix}", retryable=False)
+    if codes & _BLOCKED_CODES:
+        return Unavailable(f"ElevenLabs blocked this account ({code}){suffix}", retryable=False)
+    if status in (401, 403):
+        if "missing_permissions" in codes or status == 403:
+            return NotConfigured(f"ELEVENLABS_API_KEY may not manage voices ({status}): give the key the "
+                                 f"Voices write permission in ElevenLabs{suffix}")
+        return NotConfigured(f"ELEVENLABS_API_KEY was rejected ({status})" + (f": {code}" if code else ""))
+    if status == 429:
+        return RateLimited(f"ElevenLabs rate limit (429, {code or 'too many requests'}){suffix}",
+                           retry_after_s=retry_after_s(exc.headers))
+    if action == "clone" and status in (400, 413, 415, 422):
+        why = said.rstrip(". ")
+        return InputError(f"ElevenLabs could not clone a voice from this sample ({status}"
+                          f"{', ' + code if code else ''}){': ' + why if why else ''}; a clean recording of one "
+                          "speaker without music works best")
+    if status >= 500:
+        return Unavailable(f"ElevenLabs server error ({status}){suffix}")
+    return Unavailable(f"ElevenLabs rejected the voice {action} ({status}{', ' + code if code else ''}){suffix}")
+
+
+def _legacy_status(body: Any) -> str:
+    """``detail.status`` when it differs from ``detail.code`` (``{"code": "paid_plan_required", "status":
+    "can_not_use_instant_voice_cloning"}`` is one answer seen in the field)."""
+    detail = body.get("detail") if isinstance(body, Mapping) else None
+    return str(detail.get("status") or "").strip().lower() if isinstance(detail, Mapping) else ""
 
 
 def _detail(body: Any) -> tuple[str, str]:

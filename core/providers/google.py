@@ -360,10 +360,11 @@ class GoogleVeoVideoProvider(_GoogleProvider):
                 model=self.model, source=types.GenerateVideosSource(prompt=prompt), config=config))
             operation = await self._wait(client, operation, ctx, billed)
             video_bytes = self._video_bytes(operation, billed)
-            fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.veo-", suffix=".mp4")
-            raw = Path(name)
-            with open(fd, "wb") as f:
-                f.write(video_bytes)
+            # Named after ``out`` (a ``.part`` name when a service stages it): a crash leaves nothing the
+            # start-up sweep would not remove.
+            raw = out.with_name(f"{out.name}.veo.mp4")
+            with raw.open("wb") as f:  # megabytes: written off the event loop the other jobs share
+                await anyio.to_thread.run_sync(f.write, video_bytes)
             ctx.progress(0.9, "normalising the Veo clip")
             await self._normalize(raw, out, spec, ctx, billed)
         except BaseException:
@@ -433,8 +434,10 @@ class GoogleVeoVideoProvider(_GoogleProvider):
         from core.media.normalize import normalize_clip
 
         def work() -> None:
+            # keep_src=False: a clip already in the contract format is renamed to ``out``, not copied.
             normalize_clip(raw, out, width=spec.width, height=spec.height, fps=spec.fps, duration_s=spec.duration_s,
-                           cancel=ctx.cancel, on_progress=lambda f: ctx.progress(0.9 + 0.1 * f, "normalising the clip"))
+                           cancel=ctx.cancel, on_progress=lambda f: ctx.progress(0.9 + 0.1 * f, "normalising the clip"),
+                           keep_src=False)
 
         try:
             await anyio.to_thread.run_sync(work)
@@ -509,7 +512,8 @@ class GeminiImageProvider(_GoogleProvider):
         from core.media.thumbnail import render_thumbnail
 
         def work() -> None:
-            render_thumbnail(out, title=spec.title, subtitle=spec.subtitle, style=spec.style, background=raw)
+            render_thumbnail(out, title=spec.title, subtitle=spec.subtitle, style=spec.style, background=raw,
+                             font=spec.font)
 
         try:
             await anyio.to_thread.run_sync(work)

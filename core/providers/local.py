@@ -94,7 +94,7 @@ class LocalPillowImageProvider(_Local):
         from core.media.thumbnail import render_thumbnail
 
         def work() -> None:
-            render_thumbnail(out, title=spec.title, subtitle=spec.subtitle, style=spec.style)
+            render_thumbnail(out, title=spec.title, subtitle=spec.subtitle, style=spec.style, font=spec.font)
 
         await anyio.to_thread.run_sync(work)
         return ProviderOutput(path=out, provider=self.id, model=self.model)

@@ -536,7 +536,7 @@ class OpenAIImageProvider(_OpenAIProvider):
                     check_image(data, "OpenAI's image", cost_usd=cost)
                     raw.write_bytes(data)
                     render_thumbnail(out, title=spec.title, subtitle=spec.subtitle, style=spec.style,
-                                     background=raw)
+                                     background=raw, font=spec.font)
 
                 ctx.progress(0.8, "drawing the title")
                 try:

@@ -24,7 +24,7 @@ from core.providers.resilience import ConcurrencyLimits, HealthBoard, RetryPolic
 from core.providers.sd import sd_provider_id
 from core.schemas import Capability
 
-__all__ = ["DEFAULT_CHAINS", "POLICIES", "QUALITY", "ProviderCatalog"]
+__all__ = ["DEFAULT_CHAINS", "POLICIES", "QUALITY", "VOICE_CLONERS", "ProviderCatalog"]
 
 # id -> (capability, "module:Class")
 _FACTORIES: dict[str, tuple[Capability, str]] = {
@@ -54,6 +54,12 @@ DEFAULT_CHAINS: dict[Capability, tuple[str, ...]] = {
     ),
     "image": ("openai:gpt-image-2", "google:gemini-3.1-flash-image", "local:pillow"),
 }
+
+
+# Vendors a workspace voice can be cloned with (clone_voice): vendor -> the provider that clones,
+# deletes and speaks it. The clone lives in that vendor's account: only providers whose id starts
+# with "<vendor>:" can speak it (core/services/voices.py narrows the speech chain to them).
+VOICE_CLONERS: dict[str, str] = {"elevenlabs": "elevenlabs:eleven_multilingual_v2"}
 
 
 # Quality scores (0..1) for the "quality" and "balanced" chain policies: our judgement of

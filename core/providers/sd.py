@@ -137,12 +137,12 @@ class StableDiffusionImageProvider:
     def request_body(self, spec: ImageSpec) -> dict[str, Any]:
         body: dict[str, Any] = {
             "prompt": self.prompt_for(spec),
-            "negative_prompt": self.negative_prompt,
+            "negative_prompt": self.negative_prompt_for(spec),
             "width": self.width,
             "height": self.height,
             "steps": self.steps,
             "cfg_scale": self.cfg_scale,
-            "seed": -1 if self.seed is None else self.seed,
+            "seed": self.seed_for(spec),
             "sampler_name": self.sampler_name,
             "scheduler": self.scheduler,
             "batch_size": 1,
@@ -154,6 +154,17 @@ class StableDiffusionImageProvider:
             # Loads the checkpoint for this request; the server puts its own back afterwards.
             body["override_settings"] = {"sd_model_checkpoint": self.model}
         return body
+
+    def negative_prompt_for(self, spec: ImageSpec) -> str:
+        """The caller's negative prompt after ours: the title is drawn later, so no text in the picture, ever."""
+        extra = (spec.negative_prompt or "").strip()
+        return f"{self.negative_prompt}, {extra}" if extra else self.negative_prompt
+
+    def seed_for(self, spec: ImageSpec) -> int:
+        """The request's seed, else the provider's, else -1 (the server draws one; the answer says which)."""
+        if spec.seed is not None:
+            return spec.seed
+        return -1 if self.seed is None else self.seed
 
     @staticmethod
     def prompt_for(spec: ImageSpec) -> str:
@@ -194,7 +205,8 @@ class StableDiffusionImageProvider:
             def render() -> None:
                 check_image(data, "the Stable Diffusion image")
                 raw.write_bytes(data)
-                render_thumbnail(out, title=spec.title, subtitle=spec.subtitle, style=spec.style, background=raw)
+                render_thumbnail(out, title=spec.title, subtitle=spec.subtitle, style=spec.style, background=raw,
+                                 font=spec.font)
 
             ctx.progress(0.8, "drawing the title")
             try:

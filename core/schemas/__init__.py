@@ -38,6 +38,9 @@ __all__ = [
     "ProviderStatus",
     "ReportTotals",
     "ProviderReport",
+    "VoiceInfo",
+    "VoiceResult",
+    "DeleteVoiceResult",
 ]
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -187,8 +190,12 @@ class ThumbnailRequest(_VideoScoped):
     subtitle: str | None = Field(None, max_length=120)
     prompt: str | None = Field(None, max_length=4000)
     style: str | None = Field(None, max_length=500)
+    font: str | None = Field(None, max_length=1000, description="the title font: a bundled font's name, or a font "
+                             "imported into the video (its ref or file stem); None: inter-display-black")
+    negative_prompt: str | None = Field(None, max_length=2000)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
 
-    @field_validator("title", "subtitle", "prompt", "style")
+    @field_validator("title", "subtitle", "prompt", "style", "font", "negative_prompt")
     @classmethod
     def _plain(cls, v: str | None, info: ValidationInfo) -> str | None:
         return _plain_text(info.field_name or "text", v, required=info.field_name == "title")
@@ -229,6 +236,8 @@ class AssemblyRequest(_Model):
     crossfade_s: float = Field(0.5, ge=0.1, le=3.0, description="crossfade length (video and audio), seconds")
     fit: Literal["contain", "cover", "blur"] = Field("contain", description="a scene of another shape: contain (bars), cover (crop), blur (blurred fill)")
     overlays: list[Overlay] = Field(default_factory=list, max_length=50)
+    caption_font: str | None = Field(None, max_length=1000, description="captions' and overlays' font: a bundled "
+                                     "font's name, or a font imported into the video; None: inter-bold")
     watermark: str | None = None
     watermark_position: Literal["top-left", "top-right", "bottom-left", "bottom-right"] = "bottom-right"
     watermark_opacity: float = Field(0.6, ge=0.05, le=1.0)
@@ -295,6 +304,7 @@ class NarrationResult(AssetResult):
 
 class ThumbnailResult(AssetResult):
     title: str
+    font: str | None = Field(None, description="the title's font: a bundled font's name or the imported font's path")
 
 
 class ImportResult(AssetResult):
@@ -354,6 +364,7 @@ class AssemblyResult(AssetResult):
     properties: VideoProperties
     youtube_readiness: ReadinessCheck
     captions_burned: bool = False
+    caption_font: str | None = Field(None, description="the font captions and overlays were drawn in, when any were")
     srt_path: str | None = Field(None, description="caption sidecar (SRT) timed to this video")
     srt_uri: str | None = None
     webm_path: str | None = Field(None, description="the WebM (VP9/Opus) export, when asked for")
@@ -381,6 +392,38 @@ class JobEnvelope(_Model, Generic[ResultT]):
     message: str = ""
     result: ResultT | None = None
     error: JobError | None = None
+
+
+# --- workspace voices -----------------------------------------------------------------------
+
+
+class VoiceInfo(_Model):
+    """A voice cloned into the workspace (clone_voice): synthesize_narration speaks it as voice=<name>."""
+
+    workspace_id: str
+    name: str = Field(description="what synthesize_narration's voice takes")
+    provider: str = Field(description="the vendor whose account holds the clone (only its providers can speak it)")
+    vendor_voice_id: str = Field(description="the voice's id at the vendor")
+    description: str | None = None
+    sample_uri: str = Field(description="the recording the voice was cloned from")
+    sample_asset_id: str | None = None
+    requires_verification: bool = Field(False, description="the vendor wants the voice verified before it speaks")
+    created_at: str
+
+
+class VoiceResult(VoiceInfo):
+    sample_duration_s: float | None = Field(None, description="how much of the sample was uploaded, seconds")
+    notes: list[str] = Field(default_factory=list, description="what was done to the sample, what the vendor said")
+
+
+class DeleteVoiceResult(_Model):
+    workspace_id: str
+    name: str
+    provider: str
+    vendor_voice_id: str
+    deleted_at: str
+    vendor_deleted: bool = Field(description="false when the vendor no longer had the voice (only the entry was removed)")
+    notes: list[str] = Field(default_factory=list)
 
 
 # --- report -----------------------------------------------------------------------------
@@ -416,3 +459,5 @@ class ProviderReport(_Model):
     providers: list[ProviderStatus]
     assets: list[dict[str, Any]]
     totals: ReportTotals
+    voices: list[VoiceInfo] = Field(default_factory=list,
+                                    description="the workspace's cloned voices (clone_voice), usable as voice=<name>")

@@ -33,6 +33,7 @@ from core.media.youtube import StreamStructure, readiness, stream_structure, vid
 from core.runtime import Runtime
 from core.schemas import AssemblyRequest, AssemblyResult, Attempt, SegmentTiming
 from core.services.common import asset_fields
+from core.services.fonts import ResolvedFont, resolve_font
 
 __all__ = ["AssemblyPlan", "prepare", "assemble_video", "output_size", "MAX_VIDEO_DURATION_S"]
 
@@ -69,6 +70,17 @@ class AssemblyPlan:
     music_path: Path | None = None
     watermark_path: Path | None = None
     segments: tuple[SegmentTiming, ...] | None = None  # the narration's timings, when on record
+    caption_font: ResolvedFont | None = None  # None: the bundled caption font
+
+
+DEFAULT_CAPTION_FONT = "inter-bold"
+
+
+def _caption_font(font: ResolvedFont | None) -> media_captions.CaptionFont:
+    if font is None or font.name == DEFAULT_CAPTION_FONT:
+        return media_captions.DEFAULT_CAPTION_FONT
+    f = font.facts
+    return media_captions.CaptionFont(font.path, f.family, f.weight, f.italic, f.cell_em)
 
 
 def prepare(rt: Runtime, req: AssemblyRequest) -> AssemblyPlan:
@@ -103,13 +115,16 @@ def prepare(rt: Runtime, req: AssemblyRequest) -> AssemblyPlan:
     music_path = _resolve(paths, req.music, "music") if req.music else None
     watermark_path = _resolve(paths, req.watermark, "watermark") if req.watermark else None
 
+    caption_font = resolve_font(rt, paths, req.caption_font, what="caption_font") if req.caption_font else None
+
     segments = None
     if narration_path is not None:
         row = rt.registry.asset_by_path(paths, narration_path)
         raw = (row.props.get("segments") if row is not None else None) or None
         if raw:
             segments = tuple(SegmentTiming.model_validate(s) for s in raw)
-    return AssemblyPlan(req, paths, tuple(scene_paths), narration_path, music_path, watermark_path, segments)
+    return AssemblyPlan(req, paths, tuple(scene_paths), narration_path, music_path, watermark_path, segments,
+                        caption_font)
 
 
 def _probe_all(paths: list[Path]) -> list[MediaInfo]:
@@ -202,7 +217,8 @@ async def assemble_video(rt: Runtime, plan: AssemblyPlan, handle: JobHandle) -> 
         )
 
     # Captions and overlays: one ASS document, burned in by libass in the same pass.
-    layout = media_captions.CaptionLayout.for_size(width, height)
+    face = _caption_font(plan.caption_font)
+    layout = media_captions.CaptionLayout.for_size(width, height, face)
     cues: list[media_captions.Cue] = []
     if req.captions:
         if narration is None:
@@ -212,8 +228,13 @@ async def assemble_video(rt: Runtime, plan: AssemblyPlan, handle: JobHandle) -> 
         else:
             cues = media_captions.caption_cues(plan.segments, layout)
     overlays = [_overlay(o, timeline.duration_s, n) for n, o in enumerate(req.overlays, 1)]
+    font_used: dict[str, Any] | None = None
     if cues or overlays:
-        timeline = replace(timeline, captions_ass=media_captions.build_ass(cues, layout, overlays))
+        font_used = plan.caption_font.record() if plan.caption_font else {"name": DEFAULT_CAPTION_FONT, "bundled": True}
+        timeline = replace(timeline, captions_ass=media_captions.build_ass(cues, layout, overlays),
+                           caption_fonts=() if face == media_captions.DEFAULT_CAPTION_FONT else (face.path,))
+    elif plan.caption_font is not None:
+        notes.append("caption_font unused: no captions or overlays were drawn")
 
     if structures is not None and not req.presenter_scenes:
         timeline = _maybe_stream_copy(timeline, scenes, structures, notes)
@@ -295,6 +316,7 @@ async def assemble_video(rt: Runtime, plan: AssemblyPlan, handle: JobHandle) -> 
                 "narration_db": levels.narration_db, "music_db": levels.music_db, "scene_db": list(levels.scene_db),
                 "final_db": levels.final_db, "limiter": levels.limiter},
             "srt": paths.relative(srt_final) if cues else None,
+            "caption_font": font_used,
             "webm": paths.relative(webm_final) if req.export_webm else None,
         },
         attempts=attempts,
@@ -312,6 +334,7 @@ async def assemble_video(rt: Runtime, plan: AssemblyPlan, handle: JobHandle) -> 
         properties=props,
         youtube_readiness=check,
         captions_burned=bool(cues),
+        caption_font=font_used["name"] if font_used else None,
         srt_path=str(srt_final.resolve()) if cues else None,
         srt_uri=paths.uri(srt_final) if cues else None,
         webm_path=str(webm_final.resolve()) if req.export_webm else None,

@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from core.assets import AssetRow, VideoPaths, atomic_target
+from core.assets import AssetRow, VideoPaths
+from core.assets.atomic import copy_hashing, file_sha256, staged
 from core.runtime import Runtime
 from core.schemas import Attempt
 
@@ -26,14 +27,6 @@ __all__ = ["request_key", "file_sha256", "lookup", "remember", "place_copy", "Ca
 def request_key(capability: str, chain_ids: list[str], spec: Any) -> str:
     payload = {"capability": capability, "chain": chain_ids, "spec": dataclasses.asdict(spec)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +49,8 @@ def lookup(rt: Runtime, key: str) -> CacheHit | None:
 
 
 def remember(rt: Runtime, key: str, row: AssetRow, path: Path) -> None:
-    rt.registry.cache_put(key, row.asset_id, file_sha256(path))
+    # The row's hash is of the bytes it registered; ``path`` is hashed only for a row without one.
+    rt.registry.cache_put(key, row.asset_id, row.sha256 or file_sha256(path))
 
 
 def place_copy(rt: Runtime, hit: CacheHit, paths: VideoPaths, final: Path, *, capability: str,
@@ -71,12 +65,21 @@ def place_copy(rt: Runtime, hit: CacheHit, paths: VideoPaths, final: Path, *, ca
         if current is not None and current.asset_id == hit.row.asset_id:
             return current, attempts
     paths.ensure()
-    for src, dst in {hit.path: final, **(extra_files or {})}.items():
-        if src.resolve() != dst.resolve():
-            with atomic_target(dst) as tmp:
-                shutil.copyfile(src, tmp)
-    row = rt.registry.add_asset(
-        paths, kind=hit.row.kind, path=final, provider=hit.row.provider, model=hit.row.model, cost_usd=0.0,
-        props=hit.row.props, attempts=attempts, capability=capability, scene_index=scene_index, job_id=job_id,
-    )
+    with ExitStack() as stack:
+        # Copied to temporary names, hashed on the way; the registration renames them into place with its row.
+        moves: dict[Path, Path] = {}
+        sha: str | None = None
+        for src, dst in {hit.path: final, **(extra_files or {})}.items():
+            if src.resolve() != dst.resolve():
+                tmp = stack.enter_context(staged(dst))
+                digest = copy_hashing(src, tmp)
+                moves[tmp] = dst
+                if dst == final:
+                    sha = digest
+        main = next((tmp for tmp, dst in moves.items() if dst == final), None)
+        row = rt.registry.add_asset(
+            paths, kind=hit.row.kind, path=final, provider=hit.row.provider, model=hit.row.model, cost_usd=0.0,
+            props=hit.row.props, attempts=attempts, capability=capability, scene_index=scene_index, job_id=job_id,
+            staged=main, sha256=sha, sidecars={tmp: dst for tmp, dst in moves.items() if dst != final},
+        )
     return row, attempts

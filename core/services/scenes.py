@@ -1,14 +1,23 @@
-"""Scenes: one clip per scene index, from the video chain, probed and registered."""
+"""Scenes: one clip per scene index, from the video chain, probed and registered.
+
+Eight scene jobs share one event loop, so everything after the provider's answer that
+blocks (probing, normalising, hashing, the registration's fsyncs) runs in a worker thread:
+on the loop it would stall every other job's polling. The clip is probed once; it is
+normalised only when it is not the contract format already.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import anyio.to_thread
 
 from core.assets import atomic_target
+from core.assets.atomic import staged
 from core.errors import BadOutput
 from core.jobs import JobHandle
 from core.media.normalize import matches_contract, normalize_clip
-from core.media.probe import probe
+from core.media.probe import MediaInfo, probe
 from core.providers.base import VideoSpec
 from core.runtime import Runtime
 from core.schemas import SceneRequest, SceneResult
@@ -63,49 +72,55 @@ async def generate_scene(rt: Runtime, req: SceneRequest, handle: JobHandle) -> S
     spec = _spec(req)
     final = paths.scene(req.scene_index)
     handle.progress(0.01, f"generating scene {req.scene_index}")
-    try:
-        with atomic_target(final) as tmp:
+    with staged(final) as tmp:
+        try:
             output = await chain.generate_video(spec, tmp, call_context(rt, handle, paths, span=0.95))
-            info = probe(tmp, count_frames=True)
+            info = await anyio.to_thread.run_sync(lambda: probe(tmp, count_frames=True))
             if info.video is None:
                 raise BadOutput(f"{output.provider} returned a file without a video stream")
             if not matches_contract(info, width=width, height=height, fps=SCENE_FPS, duration_s=req.duration_s):
                 # Whatever a provider delivers, the scene on disk is the contract format.
                 handle.progress(0.96, "normalising the clip to the scene format")
-                with atomic_target(tmp) as normalised:
-                    await anyio.to_thread.run_sync(lambda: normalize_clip(
-                        tmp, normalised, width=width, height=height, fps=SCENE_FPS, duration_s=req.duration_s,
-                        cancel=handle.cancel))
-                info = probe(tmp, count_frames=True)
-    except Exception as exc:
-        record_failure(rt, paths, "video", exc, handle.job_id)
-        raise
-    v = info.video
-    props = {
-        "duration_s": info.duration_s,
-        "width": v.width,
-        "height": v.height,
-        "fps": v.fps,
-        "frames": v.frames,
-        "video_codec": v.codec,
-        "has_audio": info.audio is not None,
-        "sample_rate": info.audio.sample_rate if info.audio else None,
-        "channels": info.audio.channels if info.audio else None,
-        "prompt": req.prompt,
-        "aspect_ratio": req.aspect_ratio,
-    }
-    row = rt.registry.add_asset(
-        paths,
-        kind="scene",
-        path=final,
-        provider=output.provider,
-        model=output.model,
-        cost_usd=output.cost_usd,
-        props=props,
-        attempts=output.attempts,
-        capability="video",
-        scene_index=req.scene_index,
-        job_id=handle.job_id,
-    )
+                info = await anyio.to_thread.run_sync(lambda: _normalise_in_place(tmp, info, req, handle))
+        except Exception as exc:
+            record_failure(rt, paths, "video", exc, handle.job_id)
+            raise
+        v = info.video
+        props = {
+            "duration_s": info.duration_s,
+            "width": v.width,
+            "height": v.height,
+            "fps": v.fps,
+            "frames": v.frames,
+            "video_codec": v.codec,
+            "has_audio": info.audio is not None,
+            "sample_rate": info.audio.sample_rate if info.audio else None,
+            "channels": info.audio.channels if info.audio else None,
+            "prompt": req.prompt,
+            "aspect_ratio": req.aspect_ratio,
+        }
+        # Renamed onto the slot inside the registration's transaction (hashing and fsync: off the loop).
+        row = await anyio.to_thread.run_sync(lambda: rt.registry.add_asset(
+            paths,
+            kind="scene",
+            path=final,
+            staged=tmp,
+            provider=output.provider,
+            model=output.model,
+            cost_usd=output.cost_usd,
+            props=props,
+            attempts=output.attempts,
+            capability="video",
+            scene_index=req.scene_index,
+            job_id=handle.job_id,
+        ))
     cache.remember(rt, _key(rt, req), row, final)
     return SceneResult(**asset_fields(paths, row, output.attempts), scene_index=req.scene_index, prompt=req.prompt)
+
+
+def _normalise_in_place(clip: Path, info: MediaInfo, req: SceneRequest, handle: JobHandle) -> MediaInfo:
+    """Re-encode ``clip`` (probed as ``info``) into the contract format under the same name."""
+    width, height = req.size
+    with atomic_target(clip) as normalised:
+        return normalize_clip(clip, normalised, width=width, height=height, fps=SCENE_FPS,
+                              duration_s=req.duration_s, cancel=handle.cancel, info=info)

@@ -1,4 +1,5 @@
-"""Tracking: which provider made what, every attempt, what it cost, who is configured and why not."""
+"""Tracking: which provider made what, every attempt, what it cost, who is configured and why not,
+and the workspace's cloned voices."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections import defaultdict
 from core.assets import validate_id
 from core.runtime import Runtime
 from core.schemas import ProviderReport, ProviderStatus, ReportTotals
+from core.services.voices import list_voices
 
 __all__ = ["provider_report"]
 
@@ -92,4 +94,5 @@ def provider_report(rt: Runtime, workspace_id: str = "default", video_id: str | 
             cache_entries=cache_entries,
             cache_hits=cache_hits,
         ),
+        voices=list_voices(rt, workspace_id),
     )

@@ -103,6 +103,24 @@ def test_jobs_failure_carries_code_and_message(runner: JobRunner) -> None:
     assert "truncated download" in env.error.message
 
 
+def test_jobs_failure_text_is_scrubbed_of_secrets(tmp_path: Path) -> None:
+    key = "sk-test-JOBS-9f8e7d6c5b4a-DISTINCT"
+    reg = Registry(tmp_path / "ytap.db", tmp_path / "ws")
+    runner = JobRunner(reg, [key])
+    try:
+        async def body(h: JobHandle) -> Out:
+            raise BadOutput(f"vendor said: bad key {key} (Authorization: Bearer {key})")
+
+        job_id = runner.submit("t", body)
+        env = anyio.run(runner.wait, job_id, 5.0)
+    finally:
+        runner.shutdown()
+    assert env.status == "failed" and env.error is not None
+    assert key not in env.error.message and key not in env.message and "vendor said" in env.error.message
+    assert key not in repr(reg.get_job(job_id))  # the row as stored
+    assert key.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("ytap.db*"))
+
+
 def test_jobs_unexpected_exception_hides_internals(runner: JobRunner) -> None:
     async def body(h: JobHandle) -> Out:
         raise KeyError("/home/user/secret/path")

@@ -126,6 +126,17 @@ def test_sd_seed_and_model_are_sent(server: LoopbackServer, tmp_path: Path, work
     assert (provider.id, result.provider, result.model) == ("sd:juggernautXL_v9",) * 2 + ("juggernautXL_v9",)
 
 
+def test_sd_requests_seed_and_negative_prompt_are_sent(server: LoopbackServer, settings: Settings, work: Path) -> None:
+    server.route("POST", sm.TXT2IMG, sm.txt2img_reply(), sm.txt2img_reply())
+    spec = ImageSpec(title="T", negative_prompt="people, cars", seed=77)
+    anyio.run(_sd(settings, seed=4242).generate_image, spec, work / "t.jpg", CallContext(settings=settings))
+    anyio.run(_sd(settings).generate_image, ImageSpec(title="T"), work / "u.jpg", CallContext(settings=settings))
+    first, second = (c.json() for c in server.calls("POST", sm.TXT2IMG))
+    assert first["seed"] == 77  # the request's seed wins over the provider's
+    assert first["negative_prompt"].endswith(", people, cars") and "watermark" in first["negative_prompt"]
+    assert second["seed"] == -1 and "people" not in second["negative_prompt"]
+
+
 def test_sd_callers_prompt_is_used(server: LoopbackServer, settings: Settings, work: Path) -> None:
     server.route("POST", sm.TXT2IMG, sm.txt2img_reply())
     anyio.run(_sd(settings).generate_image, ImageSpec(title="T", prompt="a lighthouse at dusk"), work / "t.jpg",

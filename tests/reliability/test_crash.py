@@ -9,17 +9,26 @@ server would find, starts one, and asks about the job:
   into place only when complete);
 - the registry passes SQLite's integrity check;
 - the job reads as failed with code ``interrupted``;
-- the restart swept every leftover (temporary files, scratch folders).
+- the restart swept every leftover (temporary files, scratch folders);
+- after the restart, every current asset's file holds the bytes that were registered, or the
+  asset says it does not (``state`` damaged or missing: the restart checks them).
 
 Crash points: an assembly mid-encode, a provider download mid-stream (a loopback vendor
-that sends the first second of audio and then stalls), and a burst of concurrent
-generations and registry writes. (A placeholder render is tests/ytap_mcp/test_restart.py.)
+that sends the first second of audio and then stalls), a burst of concurrent generations
+and registry writes, and (in a child process, not a server) a registration killed before
+its commit: after its rename into place, and after the manifest that lists it. (A
+placeholder render is tests/ytap_mcp/test_restart.py.)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 
 from core.media.ffmpeg import run_ffmpeg
 from core.media.probe import probe
@@ -43,7 +51,6 @@ from tests.reliability.procs import (
     running_server,
     start_server,
 )
-from tests.reliability.known_issues import RENAME_THEN_REGISTER
 from tests.security.acceptance import crash_point, record
 from tests.vendors import openai_mock as om
 
@@ -263,23 +270,16 @@ def test_crash_kill9_during_a_burst_of_generations_and_registry_writes(tmp_path:
     finally:
         kill9(server)
     assert integrity(home / "ytap.db") == "ok"
-    con = sqlite3.connect(home / "ytap.db")
-    con.row_factory = sqlite3.Row
-    try:
-        current = [dict(r) for r in con.execute("SELECT * FROM assets WHERE current=1")]
-        statuses = {r["job_id"]: r["status"] for r in con.execute("SELECT job_id, status FROM jobs")}
-    finally:
-        con.close()
+    current = _current_assets(home)
+    with sqlite3.connect(home / "ytap.db") as con:
+        statuses = {j: s for j, s in con.execute("SELECT job_id, status FROM jobs")}
     # Every registered asset's file exists and is whole media (a torn file would not probe);
     # the manifest is whole JSON; the thumbnail a whole JPEG.
-    replaced = []
     for r in current:
         f = root / r["rel_path"]
         assert f.is_file(), r
         if r["kind"] != "thumbnail":
             probe(f)
-        if f.stat().st_size != r["bytes"]:
-            replaced.append(r["rel_path"])
     if (root / "manifest.json").exists():
         json.loads((root / "manifest.json").read_text())
     thumb = root / "thumbnail.jpg"
@@ -294,14 +294,184 @@ def test_crash_kill9_during_a_burst_of_generations_and_registry_writes(tmp_path:
     envs = _after_restart(home, log, unfinished)
     _assert_interrupted(envs)
     assert hidden_leftovers(root) == []
+    # The restart checked every current asset: its file is the registered bytes, or it says otherwise.
+    after = _current_assets(home)
+    assert after and {r["asset_id"] for r in after} == {r["asset_id"] for r in current}
+    unreported = [r["rel_path"] for r in after if r["state"] == "ok" and not _holds_registered_bytes(root, r)]
+    reported = [r["rel_path"] for r in after if r["state"] != "ok"]
+    assert unreported == []
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert {a["asset_id"]: a["state"] for a in manifest["assets"]} == {r["asset_id"]: r["state"] for r in after}
     crash_point("burst of generations and registry writes", jobs=len(job_ids), interrupted=len(unfinished),
                 registry="ok", torn_files=0, leftovers_after_restart=0,
-                slot_file_not_the_registered_one=len(replaced))
+                slot_file_not_the_registered_one=len(unreported), reported_damaged_after_restart=len(reported))
     record("crash points tested")
-    if replaced:
-        # The kill landed between a job's rename into place and its add_asset commit (the services
-        # rename, write the .srt and fsync, then register): the file under the final name is whole,
-        # but it is the interrupted job's, not the asset the registry calls current.
-        pytest.xfail(f"{replaced}: {RENAME_THEN_REGISTER}")
 
 
+def _current_assets(home: Path) -> list[dict[str, Any]]:
+    con = sqlite3.connect(home / "ytap.db")
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute("SELECT * FROM assets WHERE current=1 ORDER BY asset_id")]
+    finally:
+        con.close()
+
+
+def _holds_registered_bytes(root: Path, row: dict[str, Any]) -> bool:
+    f = root / row["rel_path"]
+    if not f.is_file() or f.stat().st_size != row["bytes"]:
+        return False
+    return hashlib.sha256(f.read_bytes()).hexdigest() == row["sha256"]
+
+
+# --------------------------------------------------------------------------- between the rename and the commit
+
+# A child process registers scene 1, then dies (os._exit, as a kill would find it) in the middle of
+# a second registration, before its transaction commits: "replace" right after scene 1's new take
+# is renamed into place; "manifest" right after a first take of scene 2 and the manifest listing it.
+_KILLED_REGISTRATION = """
+import os, sys
+from pathlib import Path
+from core.assets import Registry, VideoPaths
+from core.assets.atomic import staged
+import core.assets.registry as registry
+
+home, where = Path(sys.argv[1]), sys.argv[2]
+reg = Registry(home / "ytap.db", home / "workspaces")
+paths = VideoPaths(home / "workspaces", "default", "v")
+kw = dict(kind="scene", provider="test", model=None, cost_usd=0.0, props={}, attempts=[], capability="video")
+with staged(paths.scene(1)) as tmp:
+    tmp.write_bytes(b"first take")
+    reg.add_asset(paths, path=paths.scene(1), staged=tmp, scene_index=1, **kw)
+if where == "replace":
+    real_replace = os.replace
+    def replace_then_die(src, dst):
+        real_replace(src, dst)
+        if Path(dst) == paths.scene(1):
+            os._exit(9)
+    registry.os.replace = replace_then_die
+    n, body = 1, b"second take, never committed"
+else:
+    real_write = registry.Registry._write_manifest
+    def write_then_die(self, paths):
+        real_write(self, paths)
+        os._exit(9)
+    registry.Registry._write_manifest = write_then_die
+    n, body = 2, b"scene 2, never committed"
+with staged(paths.scene(n)) as tmp:
+    tmp.write_bytes(body)
+    reg.add_asset(paths, path=paths.scene(n), staged=tmp, scene_index=n, **kw)
+"""
+
+
+def _killed_registration(home: Path, where: str) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(_KILLED_REGISTRATION), str(home), where],
+                          cwd=str(repo), capture_output=True, timeout=60, env={**os.environ, "PYTHONPATH": str(repo)})
+    assert done.returncode == 9, done.stderr.decode(errors="replace")
+
+
+def test_crash_kill_between_rename_and_commit_is_reported_at_start(tmp_path: Path) -> None:
+    from core.assets import Registry, VideoPaths
+
+    home = tmp_path / "home"
+    _killed_registration(home, "replace")
+    paths = VideoPaths(home / "workspaces", "default", "v")
+    assert paths.scene(1).read_bytes() == b"second take, never committed"  # renamed; its row never committed
+    [row] = _current_assets(home)
+    assert (row["bytes"], row["state"]) == (len(b"first take"), "ok")  # what the killed process left
+
+    reg = Registry(home / "ytap.db", home / "workspaces")  # start-up: the check finds the slot changed
+    try:
+        [current] = reg.current_assets("default", "v")
+        assert current.asset_id == row["asset_id"] and current.state == "damaged"
+        manifest = json.loads(paths.manifest.read_text())
+        assert [(a["asset_id"], a["state"]) for a in manifest["assets"]] == [(row["asset_id"], "damaged")]
+        assert reg.verify_assets() == []  # found once: nothing changes at the next start
+    finally:
+        reg.close()
+    crash_point("between a registration's rename and its commit", slot_changed=1, reported_damaged_at_start=1)
+    record("crash points tested")
+
+
+def test_crash_kill_between_manifest_and_commit_leaves_a_manifest_rewritten_at_start(tmp_path: Path) -> None:
+    from core.assets import Registry, VideoPaths
+
+    home = tmp_path / "home"
+    _killed_registration(home, "manifest")
+    paths = VideoPaths(home / "workspaces", "default", "v")
+    [row] = _current_assets(home)
+    listed = [a["scene_index"] for a in json.loads(paths.manifest.read_text())["assets"]]
+    assert listed == [1, 2]  # the killed registration's manifest lists a scene the registry never committed
+
+    reg = Registry(home / "ytap.db", home / "workspaces")
+    try:
+        manifest = json.loads(paths.manifest.read_text())
+        assert [(a["asset_id"], a["state"]) for a in manifest["assets"]] == [(row["asset_id"], "ok")]
+        assert [r.scene_index for r in reg.current_assets("default", "v")] == [1]
+    finally:
+        reg.close()
+    crash_point("between a registration's manifest and its commit", manifest_rewritten_at_start=1)
+    record("crash points tested")
+
+
+# --------------------------------------------------------------------------- the start-up check
+
+
+def test_restart_check_trusts_unchanged_files_and_marks_changed_and_missing_ones(tmp_path: Path) -> None:
+    from core.assets import Registry, VideoPaths
+    from core.assets.atomic import staged
+
+    home = tmp_path / "home"
+    reg = Registry(home / "ytap.db", home / "workspaces")
+    paths = VideoPaths(home / "workspaces", "default", "v")
+    rows = {}
+    for n, body in ((1, b"kept as it is"), (2, b"touched, same bytes"), (3, b"overwritten in place"),
+                    (4, b"deleted")):
+        with staged(paths.scene(n)) as tmp:
+            tmp.write_bytes(body)
+            rows[n] = reg.add_asset(paths, kind="scene", path=paths.scene(n), staged=tmp, provider="test", model=None,
+                                    cost_usd=0.0, props={}, attempts=[], capability="video", scene_index=n)
+    reg.close()
+    assert rows[1].sha256 == hashlib.sha256(b"kept as it is").hexdigest() and rows[1].state == "ok"
+    os.utime(paths.scene(2), ns=(1, 1))
+    paths.scene(3).write_bytes(b"overwritten in pl4ce")  # same size, other bytes, same inode
+    os.utime(paths.scene(3), ns=(2, 2))  # another mtime, whatever the clock's granularity
+    paths.scene(4).unlink()
+
+    reg = Registry(home / "ytap.db", home / "workspaces")
+    try:
+        states = {r.scene_index: r.state for r in reg.current_assets("default", "v")}
+        assert states == {1: "ok", 2: "ok", 3: "damaged", 4: "missing"}
+        paths.scene(4).write_bytes(b"deleted")  # put back: the next check finds it whole again
+        assert [(r.scene_index, r.state) for r in reg.verify_assets()] == [(4, "ok")]
+    finally:
+        reg.close()
+
+
+def test_restart_check_upgrades_a_registry_from_before_fingerprints(tmp_path: Path) -> None:
+    from core.assets import Registry, VideoPaths
+
+    home = tmp_path / "home"
+    paths = VideoPaths(home / "workspaces", "default", "v")
+    paths.scene(1).parent.mkdir(parents=True)
+    paths.scene(1).write_bytes(b"an old scene")
+    con = sqlite3.connect(home / "ytap.db")  # the assets table as it was before sha256/mtime_ns/inode/state
+    con.execute("CREATE TABLE assets (asset_id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL, video_id TEXT NOT NULL,"
+                " kind TEXT NOT NULL, scene_index INTEGER, rel_path TEXT NOT NULL, provider TEXT NOT NULL, model TEXT,"
+                " cost_usd REAL NOT NULL DEFAULT 0, bytes INTEGER NOT NULL, props_json TEXT NOT NULL DEFAULT '{}',"
+                " job_id TEXT, current INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL)")
+    con.execute("INSERT INTO assets (asset_id, workspace_id, video_id, kind, scene_index, rel_path, provider, bytes,"
+                " created_at) VALUES ('ast_old', 'default', 'v', 'scene', 1, 'scenes/scene_001.mp4', 'test', 12, 'x')")
+    con.commit()
+    con.close()
+
+    reg = Registry(home / "ytap.db", home / "workspaces")
+    try:
+        [row] = reg.current_assets("default", "v")
+        assert (row.asset_id, row.state, row.sha256) == ("ast_old", "ok", None)
+        paths.scene(1).write_bytes(b"a new scene!")  # same size, changed after the first check
+        os.utime(paths.scene(1), ns=(2, 2))  # another mtime, whatever the clock's granularity
+        assert [(r.asset_id, r.state) for r in reg.verify_assets()] == [("ast_old", "damaged")]
+    finally:
+        reg.close()

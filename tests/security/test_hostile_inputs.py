@@ -95,7 +95,7 @@ def _check_outside(w: World) -> None:
     assert changed == [], changed
 
 
-@pytest.mark.parametrize("param", ["scenes", "narration", "music", "watermark"])
+@pytest.mark.parametrize("param", ["scenes", "narration", "music", "watermark", "caption_font"])
 def test_hostile_refs_refused_with_what_is_allowed(world: World, param: str) -> None:
     refs = _refs(world)
 

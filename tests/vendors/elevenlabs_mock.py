@@ -25,6 +25,21 @@ request validation is FastAPI's ``{"detail": [{"loc", "msg", "type"}]}``. Seen i
 402 ``paid_plan_required``, 403 ``content_against_policy``, 404 ``voice_not_found``,
 429 ``too_many_concurrent_requests`` / ``system_busy`` (legacy) and
 ``concurrent_limit_exceeded`` / ``rate_limit_exceeded`` (current).
+
+Voices (SDK elevenlabs 2.78, voices/ivc/raw_client.create and voices/raw_client.delete)::
+
+    POST /v1/voices/add            multipart/form-data: name, files (one part per sample, with a
+                                   filename and content type), description, remove_background_noise,
+                                   labels (JSON text; "null" when not given)
+    -> 200 {"voice_id": "<20 letters and digits>", "requires_verification": false}
+    DELETE /v1/voices/{voice_id}   -> 200 {"status": "ok"}
+
+Errors seen in the field for these: 400 ``{"detail": {"status": "voice_limit_reached", ...}}``
+(every custom voice slot taken), 400 ``{"detail": {"code": "paid_plan_required", "status":
+"can_not_use_instant_voice_cloning", ...}}`` (a plan without instant cloning), 404
+``voice_not_found`` (a voice the account does not have). What ElevenLabs says about an
+unusable sample is not documented; :func:`bad_sample` answers 422 with a coded detail, the
+shape of its other errors.
 """
 
 from __future__ import annotations
@@ -34,6 +49,12 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import email.parser
+import email.policy
+import itertools
+import string
+from dataclasses import dataclass
 
 from core.media.ffmpeg import run_ffmpeg
 from tests.vendors.loopback import Handler, Reply, Request, json_reply
@@ -55,9 +76,20 @@ __all__ = [
     "server_error",
     "not_found",
     "validation_error",
+    "VOICES_ADD_PATH",
+    "VOICE_PATH",
+    "Part",
+    "multipart",
+    "cloning",
+    "voice_deleted",
+    "bad_sample",
+    "voice_limit_reached",
+    "cloning_not_in_plan",
 ]
 
 TTS_PATH = r"/v1/text-to-speech/[^/]+/with-timestamps"
+VOICES_ADD_PATH = r"/v1/voices/add"
+VOICE_PATH = r"/v1/voices/[A-Za-z0-9]+"
 
 
 @lru_cache(maxsize=8)
@@ -170,3 +202,71 @@ def not_found(code: str | None = None) -> Reply:
 def validation_error() -> Reply:
     return json_reply({"detail": [{"loc": ["body", "voice_settings", "speed"], "msg": "Input should be less "
                                    "than or equal to 1.2", "type": "less_than_equal"}]}, status=422)
+
+
+# --- voices ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    filename: str | None
+    content_type: str
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8")
+
+
+def multipart(req: Request) -> list[Part]:
+    """The parts of a multipart/form-data request body, in order."""
+    content_type = req.headers.get("content-type", "")
+    assert content_type.startswith("multipart/form-data"), content_type
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + req.body)
+    return [Part(name=part.get_param("name", header="content-disposition"), filename=part.get_filename(),
+                 content_type=part.get_content_type(), data=part.get_payload(decode=True) or b"")
+            for part in message.iter_parts()]
+
+
+def cloning(*, requires_verification: bool = False, prefix: str = "cLoNe") -> Handler:
+    """Answers every well-formed ``voices/add`` with a new voice id (``prefix`` + a number, 20 characters);
+    a request without a name or a sample file gets the 422 FastAPI would give."""
+    numbers = itertools.count(1)
+    alphabet = string.ascii_letters + string.digits
+    assert len(prefix) < 20 and all(c in alphabet for c in prefix)
+
+    def handle(req: Request) -> Reply:
+        parts = multipart(req)
+        names = [p for p in parts if p.name == "name" and p.text.strip()]
+        files = [p for p in parts if p.name == "files" and p.filename and p.data]
+        if not names or not files:
+            missing = "name" if not names else "files"
+            return json_reply({"detail": [{"loc": ["body", missing], "msg": "Field required", "type": "missing"}]},
+                              status=422)
+        voice_id = f"{prefix}{next(numbers):0{20 - len(prefix)}d}"
+        return json_reply({"voice_id": voice_id, "requires_verification": requires_verification})
+
+    return handle
+
+
+def voice_deleted() -> Reply:
+    return json_reply({"status": "ok"})
+
+
+def bad_sample(status: int = 422) -> Reply:
+    return api_error(status, "invalid_voice_sample", "The uploaded sample could not be processed: no speech was "
+                     "detected in the audio.", param="files")
+
+
+def voice_limit_reached() -> Reply:
+    return api_error(400, "voice_limit_reached", "You have reached your maximum amount of custom voices (10 / 10). "
+                     "You can upgrade your subscription to increase your custom voice limit.", legacy=True)
+
+
+def cloning_not_in_plan() -> Reply:
+    return json_reply({"detail": {"type": "payment_required", "code": "paid_plan_required", "message": "Your "
+                                  "subscription does not include instant voice cloning. Please upgrade your plan.",
+                                  "status": "can_not_use_instant_voice_cloning",
+                                  "request_id": "7185e9dfc60a80a303c3b287f243188b"}}, status=400)

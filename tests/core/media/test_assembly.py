@@ -630,6 +630,24 @@ def _everything(**kw: object) -> A.Timeline:
                                             final_db=1.5, limiter=True))
 
 
+def test_caption_fonts_get_a_private_fonts_dir(tmp_path: Path) -> None:
+    from core.media.fonts import FONT_DIR, font_path
+
+    g = _graph(A.build_argv(_everything(), Path("/w/o.mp4"), work_dir=Path("/tmp/work")))
+    assert f"fontsdir={FONT_DIR}" in g  # the bundled fonts by default
+    font = tmp_path / "mine.otf"
+    font.write_bytes(font_path("display").read_bytes())
+    tl = replace(_everything(), caption_fonts=(font,))
+    assert "ass=filename=/tmp/work/captions.ass:fontsdir=/tmp/work/fonts" in _graph(
+        A.build_argv(tl, Path("/w/o.mp4"), work_dir=Path("/tmp/work")))
+    work = tmp_path / "work"
+    work.mkdir()
+    A._write_captions(tl, work)
+    assert (work / "captions.ass").read_text() == tl.captions_ass
+    assert [p.name for p in (work / "fonts").iterdir()] == ["mine.otf"]
+    assert (work / "fonts" / "mine.otf").read_bytes() == font.read_bytes()
+
+
 def test_build_argv_everything_is_still_one_graph_and_one_video_encode() -> None:
     argv = A.build_argv(_everything(), Path("/w/o.mp4"), work_dir=Path("/tmp/work"))
     assert argv.count("-filter_complex") == 1

@@ -173,3 +173,86 @@ def test_caption_burned_in_renders_in_the_caption_region(tmp_path: Path) -> None
     left, top, right, bottom = bbox
     assert bottom <= 360 - L.margin_v + 2 and top > 360 / 2  # bottom of the frame, above the margin
     assert left >= L.margin_l and right <= 640 - L.margin_r
+
+
+# --------------------------------------------------------------------------- another font
+
+
+@pytest.fixture(scope="module")
+def aileron(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A font unlike Inter that may ship in tests: Aileron Regular (CC0), embedded in Pillow."""
+    from PIL import ImageFont
+
+    path = tmp_path_factory.mktemp("fonts") / "aileron.ttf"
+    path.write_bytes(ImageFont.load_default(20).font_bytes)
+    return path
+
+
+def _fontselect(ass: str, fonts_dir: Path, tmp_path: Path) -> list[str]:
+    """libass's font choices for ``ass`` rendered over one frame, from ffmpeg's verbose log."""
+    import subprocess
+
+    from core.media.ffmpeg import ffmpeg_exe
+
+    (tmp_path / "c.ass").write_text(ass, encoding="utf-8")
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "verbose", "-f", "lavfi", "-i",
+                           "color=c=0x404040:s=640x360:d=0.1", "-vf",
+                           f"ass=filename={tmp_path / 'c.ass'}:fontsdir={fonts_dir}", "-frames:v", "1", "-f", "null",
+                           "-"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return [line.split("fontselect: ", 1)[1] for line in proc.stderr.splitlines() if "fontselect: " in line]
+
+
+def test_font_facts_are_what_libass_matches() -> None:
+    from core.media.fonts import font_facts
+
+    black = font_facts(font_path("display"))
+    # Pillow (FreeType) calls it "Inter Display" (the typographic family); libass matches name ID 1.
+    assert (black.family, black.weight, black.postscript_name) == ("Inter Display Black", 900, "InterDisplay-Black")
+    bold = font_facts(font_path("text"))
+    assert (bold.family, bold.style, bold.weight, bold.italic) == ("Inter", "Bold", 700, False)
+    assert bold.cell_em == pytest.approx(1.21, abs=0.01)
+
+
+def test_caption_font_from_a_file_names_its_family_and_real_weight(aileron: Path) -> None:
+    face = C.CaptionFont.from_file(aileron)
+    assert (face.family, face.weight, face.ass_bold, face.italic) == ("Aileron", 400, 0, False)
+    assert C.CaptionFont.from_file(font_path("display")).ass_bold == 900  # no faux bold, none missing
+    L = C.CaptionLayout.for_size(1920, 1080, face)
+    ass = C.build_ass(C.caption_cues([_seg(1, LONG, 0.0, 8.0)], L), L, [C.OverlayText("Chapter 1", 0, 1, "top")])
+    for style in ("Caption", "Overlay"):
+        st = _style(ass, style)
+        assert (st["Fontname"], st["Bold"], st["Italic"]) == ("Aileron", "0", "0")
+    default = _style(C.build_ass([], C.CaptionLayout.for_size(1920, 1080)), "Caption")
+    assert (default["Fontname"], default["Bold"]) == ("Inter", "-1")  # unchanged without a font
+
+
+def test_caption_lines_are_measured_in_the_caption_font(aileron: Path) -> None:
+    face = C.CaptionFont.from_file(aileron)
+    assert C.text_width_px(LONG, 60, face) != pytest.approx(C.text_width_px(LONG, 60), rel=0.02)
+    for w, h in ((1920, 1080), (1080, 1920)):
+        L = C.CaptionLayout.for_size(w, h, face)
+        assert L.font is face and L.max_chars <= 42
+        cues = C.caption_cues([_seg(1, LONG, 0.0, 8.0)], L)
+        for _, _, text in _dialogues(C.build_ass(cues, L)):
+            lines = _text_lines(text)
+            m = re.match(r"\{\\fs(\d+)\}", text)
+            size = int(m.group(1)) if m else L.font_size
+            assert len(lines) <= 2 and all(C.text_width_px(line, size, face) <= L.box_width for line in lines)
+    wide = C.CaptionLayout.for_size(1080, 1920, face)
+    (_, _, text), = _dialogues(C.build_ass([C.Cue(0, 1000, ("W" * wide.max_chars,))], wide))
+    m = re.match(r"\{\\fs(\d+)\}", text)
+    assert m and C.text_width_px("W" * wide.max_chars, int(m.group(1)), face) <= wide.box_width
+
+
+def test_libass_draws_the_caption_font_without_falling_back(aileron: Path, tmp_path: Path) -> None:
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    (fonts / aileron.name).write_bytes(aileron.read_bytes())
+    L = C.CaptionLayout.for_size(640, 360, C.CaptionFont.from_file(aileron))
+    chosen = _fontselect(C.build_ass([C.Cue(0, 1000, ("Caption text here",))], L), fonts, tmp_path)
+    # A memory font from fontsdir is named by its PostScript name; a system font by its path.
+    assert chosen and all(c.startswith("(Aileron, 400, 0) -> Aileron-Regular,") for c in chosen), chosen
+    L = C.CaptionLayout.for_size(640, 360)
+    chosen = _fontselect(C.build_ass([C.Cue(0, 1000, ("Caption text here",))], L), C.FONTS_DIR, tmp_path)
+    assert chosen and all(c.startswith("(Inter, 700, 0) -> Inter-Bold,") for c in chosen), chosen

@@ -380,3 +380,43 @@ def test_custom_font_is_used(tmp_path: Path) -> None:
 
     lay = layout_title(SHORT, font=font_path("text"))
     assert lay.font_path == str(font_path("text"))
+
+
+# --------------------------------------------------------------------------- fonts
+
+
+@pytest.fixture(scope="module")
+def aileron(tmp_path_factory) -> Path:
+    """A font unlike Inter that may ship in tests: Aileron Regular (CC0), embedded in Pillow."""
+    from PIL import ImageFont
+
+    path = tmp_path_factory.mktemp("fonts") / "aileron.ttf"
+    path.write_bytes(ImageFont.load_default(20).font_bytes)
+    return path
+
+
+@pytest.mark.parametrize("title", [SHORT, LONG_100])
+def test_imported_font_is_drawn_and_the_title_still_fits(aileron: Path, title: str) -> None:
+    lay = layout_title(title, "Explained", font=aileron)
+    assert lay.font_path == str(aileron)
+    assert _words(" ".join(lay.lines)) == _words(title)
+    for box in lay.boxes:
+        assert _inside(box, SAFE_BOX) and not _overlaps(box, BADGE_BOX), box
+    default = compose_thumbnail(title=title, subtitle="Explained")
+    mine = compose_thumbnail(title=title, subtitle="Explained", font=aileron)
+    diff = ImageChops.difference(default, mine).convert("L").point(lambda v: 255 if v > 60 else 0)
+    assert diff.getbbox() is not None and sum(diff.histogram()[255:]) > 5000  # other letterforms, not noise
+
+
+def test_font_replaced_under_the_same_name_is_not_drawn_from_a_stale_cache(tmp_path: Path, aileron: Path) -> None:
+    import os
+
+    font = tmp_path / "mine.ttf"
+    font.write_bytes(aileron.read_bytes())
+    assert th._font(str(font), 100).getname()[0] == "Aileron"
+    first = layout_title(SHORT, font=font)
+    tmp = tmp_path / "mine.ttf.part"
+    tmp.write_bytes(th.font_path("display").read_bytes())
+    os.replace(tmp, font)  # what a re-import does
+    assert th._font(str(font), 100).getname()[0] == "Inter Display"
+    assert layout_title(SHORT, font=font).line_boxes != first.line_boxes
