@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from pydantic import BaseModel
 
 from core.assets.paths import validate_job_id
@@ -107,7 +108,17 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         self._started = threading.Lock()
         self._closed = False
+        self._finishers: dict[str, Callable[[BaseModel], None]] = {}
         self.interrupted_at_start = registry.mark_interrupted_jobs()
+
+    def add_finisher(self, name: str, fn: Callable[[BaseModel], None]) -> None:
+        """Run ``fn(result)`` (one per ``name``: adding it again replaces it) in a worker thread after a job's body succeeds, before it reads as succeeded.
+
+        For work every caller of a finished job would otherwise do on its own, serially (the MCP
+        face's inline previews): done here, it runs in parallel with other jobs. A finisher that
+        raises is logged and ignored; it never fails the job.
+        """
+        self._finishers[name] = fn
 
     # --- the background loop ------------------------------------------------------------
 
@@ -174,6 +185,12 @@ class JobRunner:
         self._set(handle, status="running", message="running")
         try:
             result = await body(handle)
+            with anyio.CancelScope(shield=True):  # the asset exists: a late cancel must not say otherwise
+                for finish in list(self._finishers.values()):
+                    try:
+                        await anyio.to_thread.run_sync(finish, result)
+                    except Exception:
+                        log.warning("job %s: a finisher failed", handle.job_id, exc_info=True)
         except (asyncio.CancelledError, OperationCancelled):
             self._set(handle, status="cancelled", message=handle.message if handle.cancel.is_set() else "cancelled",
                       error={"code": "cancelled", "message": handle.message or "cancelled", "attempts": []})

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import pydantic
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
@@ -202,22 +203,41 @@ _PREVIEW_CACHE: dict[tuple[Any, ...], bytes] = {}
 _PREVIEW_CACHE_MAX = 64
 
 
-async def _preview(kind: str, clips: list[tuple[str, Path]]) -> bytes:
-    """A preview, made once per file version (decoding frames costs far more than a cache hit)."""
-    import anyio.to_thread
-
+def _preview(kind: str, clips: list[tuple[str, Path]]) -> bytes:
+    """A preview, made once per file version (decoding frames costs far more than a cache hit). Blocking."""
     from core.media import previews
 
     key = (kind, *((label, str(p), p.stat().st_mtime_ns, p.stat().st_size) for label, p in clips))
-    if key not in _PREVIEW_CACHE:
-        if kind == "image":
-            jpeg = await anyio.to_thread.run_sync(previews.image_preview, clips[0][1])
-        else:
-            jpeg = await anyio.to_thread.run_sync(lambda: previews.contact_sheet(clips))
-        if len(_PREVIEW_CACHE) >= _PREVIEW_CACHE_MAX:
-            _PREVIEW_CACHE.pop(next(iter(_PREVIEW_CACHE)))
+    jpeg = _PREVIEW_CACHE.get(key)
+    if jpeg is None:
+        jpeg = previews.image_preview(clips[0][1]) if kind == "image" else previews.contact_sheet(clips)
+        while len(_PREVIEW_CACHE) >= _PREVIEW_CACHE_MAX:
+            _PREVIEW_CACHE.pop(next(iter(_PREVIEW_CACHE)), None)
         _PREVIEW_CACHE[key] = jpeg
-    return _PREVIEW_CACHE[key]
+    return jpeg
+
+
+def _asset_preview(runtime: Runtime, asset: dict[str, Any]) -> bytes | None:
+    """The inline preview of a finished asset (a result's dict), or None for kinds without one. Blocking."""
+    if asset.get("kind") in ("thumbnail", "image"):
+        return _preview("image", [("", Path(asset["path"]))])
+    if asset.get("kind") == "scene":
+        return _preview("sheet", [(f"scene {asset['scene_index']}", Path(asset["path"]))])
+    if asset.get("kind") == "final_video":
+        paths = runtime.paths(asset["workspace_id"], asset["video_id"])
+        clips = [(f"scene {i}", paths.resolve_ref(uri)) for i, uri in enumerate(asset.get("scenes") or [], 1)]
+        return _preview("sheet", clips) if clips else None
+    return None
+
+
+def _prewarm_preview(runtime: Runtime, result: Any) -> None:
+    """A job finisher: the preview made inside the job, in parallel with other jobs, not in job_status."""
+    asset = result.model_dump(mode="json") if isinstance(result, pydantic.BaseModel) else None
+    if asset and asset.get("kind") in _PREVIEW_KINDS:
+        try:
+            _asset_preview(runtime, asset)
+        except (YtapError, OSError) as exc:  # job_status will try again, and log it there
+            log.debug("no preview made in the job for %s: %s", asset.get("uri"), exc)
 
 
 async def _with_previews(runtime: Runtime, result: Any) -> Any:
@@ -239,17 +259,8 @@ async def _with_previews(runtime: Runtime, result: Any) -> Any:
     if asset.get("srt_uri"):
         blocks.append(ResourceLink(type="resource_link", uri=asset["srt_uri"], name="narration.srt",
                                    mime_type="application/x-subrip"))
-    paths = runtime.paths(asset["workspace_id"], asset["video_id"])
     try:
-        if asset["kind"] in ("thumbnail", "image"):
-            jpeg = await _preview("image", [("", Path(asset["path"]))])
-        elif asset["kind"] == "scene":
-            jpeg = await _preview("sheet", [(f"scene {asset['scene_index']}", Path(asset["path"]))])
-        elif asset["kind"] == "final_video":
-            clips = [(f"scene {i}", paths.resolve_ref(uri)) for i, uri in enumerate(asset.get("scenes") or [], 1)]
-            jpeg = await _preview("sheet", clips) if clips else None
-        else:
-            jpeg = None
+        jpeg = await anyio.to_thread.run_sync(lambda: _asset_preview(runtime, asset))
     except YtapError as exc:  # a preview is a courtesy: never fail a finished job over it
         log.warning("no preview for %s: %s", asset.get("uri"), exc.message)
         jpeg = None
@@ -324,6 +335,7 @@ def build_server(settings: Settings | None = None, *, runtime: Runtime | None = 
         version=ver,
         log_level=typing.cast(Any, runtime.settings.log_level),
     )
+    runtime.jobs.add_finisher("preview", lambda result: _prewarm_preview(runtime, result))
     for info in tools.TOOLS:
         server.add_tool(
             _wrap(runtime, info),

@@ -1,7 +1,8 @@
 """Small inline previews so a multimodal agent can see what it made, never whole media.
 
 ``image_preview``: a downscaled JPEG of an image (the thumbnail). ``contact_sheet``: one
-row per clip, its first and middle frames side by side, labelled — for a scene or for a
+row per clip, its first and middle frames side by side (or an early frame, when reaching the
+middle would mean decoding a long GOP), labelled — for a scene or for a
 whole assembly. Both stay under a byte budget (the MCP response must stay under 1 MiB).
 """
 
@@ -42,24 +43,35 @@ def image_preview(path: Path, *, max_width: int = 640, max_bytes: int = PREVIEW_
         raise MediaError(f"cannot preview {path.name}: {exc}") from exc
 
 
-def _frames(path: Path, tile_w: int) -> list:  # first and middle frame as PIL images
+# Decoding to the exact middle of a clip with one keyframe (x264's default GOP is 250 frames)
+# means decoding half the clip: 60 frames of 1080p, ~0.15 CPU-s, for a 240 px tile. A tile is
+# taken at most this many frames past the keyframe before the middle: the middle itself in
+# any clip with a keyframe every second or so, an early frame of a clip with a single GOP.
+_MAX_FRAMES_PAST_KEYFRAME = 12
+
+
+def _frames(path: Path, tile_w: int) -> list:  # first and (about) middle frame as PIL images
     import av
 
     out = []
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # reaching the middle of a long GOP decodes dozens of frames
+        # A 240 px tile does not show deblocking: skipping the loop filter saves about a fifth of the decode.
+        stream.codec_context.options = {"skip_loop_filter": "all"}
         duration = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
         for t in (0.0, duration / 2):
             if t > 0 and stream.time_base:
                 container.seek(int(t / stream.time_base), stream=stream, backward=True)
             frame = None
-            for frame in container.decode(stream):
-                if frame.time is None or frame.time >= t - 0.04:
+            for n, frame in enumerate(container.decode(stream)):
+                if frame.time is None or frame.time >= t - 0.04 or n >= _MAX_FRAMES_PAST_KEYFRAME:
                     break
             if frame is None:
                 continue
-            img = frame.to_image()
-            out.append(img.resize((tile_w, max(1, round(img.height * tile_w / img.width)))))
+            # Scaled by swscale straight from YUV: a third of the cost of a full-size RGB image resized by PIL.
+            tile_h = max(2, round(frame.height * tile_w / frame.width))
+            out.append(frame.reformat(width=tile_w, height=tile_h, format="rgb24", interpolation="AREA").to_image())
     return out
 
 

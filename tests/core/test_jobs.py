@@ -151,3 +151,26 @@ def test_jobs_unknown_and_malformed_ids(runner: JobRunner) -> None:
         runner.envelope("job_ffffffffffffffffffff")
     with pytest.raises(InvalidIdentifier):
         runner.envelope("../../etc/passwd")
+
+
+def test_jobs_finishers_run_before_success_and_never_fail_the_job(runner: JobRunner) -> None:
+    seen: list[tuple[int, str]] = []
+
+    def record(result: BaseModel) -> None:
+        seen.append((result.value, runner.envelope(job_id).status))  # type: ignore[attr-defined]
+
+    def broken(result: BaseModel) -> None:
+        raise RuntimeError("a finisher bug")
+
+    runner.add_finisher("record", record)
+    runner.add_finisher("broken", broken)
+    runner.add_finisher("record", record)  # the same name again replaces it: it runs once
+
+    async def body(h: JobHandle) -> Out:
+        await anyio.sleep(0.05)  # job_id is bound before the finisher can read it
+        return Out(value=7)
+
+    job_id = runner.submit("t", body)
+    env = anyio.run(runner.wait, job_id, 5.0)
+    assert env.status == "succeeded" and env.result == {"value": 7}
+    assert seen == [(7, "running")]  # done inside the job, before anyone can read it as succeeded
