@@ -28,7 +28,7 @@ async def archive_video(
               "before anything is removed); drop: delete them."),
     ] = "zip",
 ) -> ArchiveResult:
-    """Archive a finished video to free space: keep the final video, thumbnail and manifest (and whatever keep lists), zip or drop the intermediates (scenes, narration, music), and record every archived file with its SHA-256 in archive.json. Refused while a job of the video is running. The cost and provenance record (provider_report) is kept."""
+    """Archive a finished video to free space: keep the final video, thumbnail and manifest (and whatever keep lists), zip or drop the intermediates (scenes, narration, music), and record every archived file with its SHA-256 in archive.json. Refused while a job of the video is running. The cost and provenance record (provider_report) is kept; the archived assets show there as archived, with the zip that holds them."""
     if progress is not None:
         await progress(0.0, f"archiving {workspace_id}/{video_id}")
     return await anyio.to_thread.run_sync(

@@ -18,5 +18,5 @@ async def provider_report(
     video_id: Annotated[str, Field(description="One video's report. Empty: every video of the workspace.",
                                    pattern=r"^([a-z0-9][a-z0-9_-]{0,63})?$", max_length=64)] = "",
 ) -> ProviderReport:
-    """Which providers are configured (and why not), their calls, failures and cost; every asset with the provider and model that made it and every attempt; totals by provider, capability and video."""
+    """Which providers are configured (and why not), their calls, failures and cost; every asset with the provider and model that made it, every attempt, and its state (ok, damaged, missing, archived; an asset that is not ok says what to do); totals by provider, capability and video."""
     return provider_report_service(rt, workspace_id, video_id or None)

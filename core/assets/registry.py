@@ -6,7 +6,8 @@ process (a second server on the same home) holds the write lock. ``manifest.json
 each video's folder is a human-readable mirror written after every change to that video.
 
 The invariant: a current asset's file holds the bytes that were registered, or the
-asset's ``state`` says it does not (``damaged``: other bytes; ``missing``: no file).
+asset's ``state`` says it does not (``damaged``: other bytes; ``missing``: no file;
+``archived``: moved into the video's archive zip, or dropped, by ``archive_video``).
 
 - A service writes the new bytes under a temporary name (``core.assets.atomic.staged``)
   and :meth:`Registry.add_asset` renames them onto the slot inside its write transaction
@@ -28,6 +29,11 @@ asset's ``state`` says it does not (``damaged``: other bytes; ``missing``: no fi
   without a hash reads as damaged as soon as its file's size or mtime changes). Rows
   from before files were fingerprinted are fingerprinted at the first check if their
   size is right.
+- ``archive_video`` removes intermediates on purpose and says so (:meth:`Registry.mark_archived`):
+  their rows become ``archived``, with the zip's path (``archive_path``; none when dropped).
+  The check passes over an archived asset while its slot is empty; a file put back in its
+  place (unzipped) is checked like any other, and the asset is ``ok`` again if it holds
+  the registered bytes.
 """
 
 from __future__ import annotations
@@ -72,7 +78,8 @@ CREATE TABLE IF NOT EXISTS assets (
     sha256        TEXT,
     mtime_ns      INTEGER,
     inode         INTEGER,
-    state         TEXT NOT NULL DEFAULT 'ok'
+    state         TEXT NOT NULL DEFAULT 'ok',
+    archive_path  TEXT
 );
 CREATE INDEX IF NOT EXISTS assets_video ON assets (workspace_id, video_id, kind, current);
 
@@ -142,9 +149,10 @@ _ADDED_ASSET_COLUMNS = (
     ("mtime_ns", "INTEGER"),
     ("inode", "INTEGER"),
     ("state", "TEXT NOT NULL DEFAULT 'ok'"),
+    ("archive_path", "TEXT"),
 )
 
-ASSET_STATES = ("ok", "damaged", "missing")
+ASSET_STATES = ("ok", "damaged", "missing", "archived")
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +179,7 @@ class AssetRow:
     created_at: str
     sha256: str | None = None
     state: str = "ok"  # one of ASSET_STATES: does the file still hold the registered bytes
+    archive_path: str | None = None  # archived: the zip holding the file (relative to the video's folder)
 
 
 @dataclass(frozen=True)
@@ -356,12 +365,16 @@ class Registry:
                 where = videos[key]
                 if where is None:
                     continue
-                state, learned = _check_file(where.root / r["rel_path"], r)
+                file = where.root / r["rel_path"]
+                if r["state"] == "archived" and not os.path.lexists(file):
+                    continue  # archive_video took it away on purpose
+                state, learned = _check_file(file, r)
                 if learned is not None:  # a row from before files were fingerprinted, or a file copied back
                     db.execute("UPDATE assets SET sha256=?, mtime_ns=?, inode=? WHERE asset_id=?",
                                (*learned, r["asset_id"]))
                 if state != r["state"]:
-                    db.execute("UPDATE assets SET state=? WHERE asset_id=?", (state, r["asset_id"]))
+                    db.execute("UPDATE assets SET state=?, archive_path=NULL WHERE asset_id=?",
+                               (state, r["asset_id"]))
                     changed.append(r["asset_id"])
                     if state == "ok":
                         log.info("asset %s (%s/%s/%s) holds its registered bytes again", r["asset_id"],
@@ -380,6 +393,38 @@ class Registry:
                 if where is not None and not self._manifest_mirrors_registry(where):
                     self._write_manifest(where)
         return [self.get_asset(a) for a in changed]
+
+    def mark_archived(
+        self, paths: VideoPaths, files: Mapping[str, str | None], archive_rel: str | None
+    ) -> list[AssetRow]:
+        """Mark the current assets whose files ``archive_video`` took away as ``archived``.
+
+        ``files``: {path inside the video's folder: SHA-256 of the bytes archived (None: not known)};
+        ``archive_rel``: the zip that holds them, relative to the video's folder (None: dropped).
+        A row is marked only while its slot is empty and, when both hashes are known, the archived
+        bytes are the registered ones: a registration that filled the slot after the file was
+        archived, or a row that already described other bytes, is left to :meth:`verify_assets`.
+        Returns the rows marked; the manifest is rewritten in the same transaction.
+        """
+        if not files:
+            return []
+        marked: list[str] = []
+        with self._tx() as db:
+            rows = db.execute("SELECT * FROM assets WHERE workspace_id=? AND video_id=? AND current=1",
+                              (paths.workspace_id, paths.video_id)).fetchall()
+            for r in rows:
+                rel = r["rel_path"]
+                if rel not in files or os.path.lexists(paths.root / rel):
+                    continue
+                digest = files[rel]
+                if digest is not None and r["sha256"] is not None and digest != r["sha256"]:
+                    continue
+                db.execute("UPDATE assets SET state='archived', archive_path=? WHERE asset_id=?",
+                           (archive_rel, r["asset_id"]))
+                marked.append(r["asset_id"])
+            if marked:
+                self._write_manifest(paths)
+        return [self.get_asset(a) for a in marked]
 
     def _manifest_mirrors_registry(self, paths: VideoPaths) -> bool:
         """Whether ``manifest.json`` lists the video's current assets, each in its current state."""
@@ -508,6 +553,7 @@ class Registry:
                     "bytes": a.bytes,
                     "sha256": a.sha256,
                     "state": a.state,
+                    **({"archive": a.archive_path} if a.state == "archived" else {}),
                     "created_at": a.created_at,
                     "properties": a.props,
                     "attempts": [x.model_dump() for x in self.attempts_for(a.asset_id)],
@@ -661,7 +707,7 @@ class Registry:
 _STATE_MEANING = {
     "damaged": "the file under its name is not the one that was registered (a kill between a rename and its "
                "registration, or a change from outside); generate or import it again",
-    "missing": "the file is gone (archived or deleted)",
+    "missing": "the file is gone (deleted or moved, not by archive_video); generate or import it again",
 }
 
 
@@ -724,6 +770,7 @@ def _asset(r: sqlite3.Row) -> AssetRow:
         created_at=r["created_at"],
         sha256=r["sha256"],
         state=r["state"] or "ok",
+        archive_path=r["archive_path"],
     )
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "AspectRatio",
     "Capability",
     "AssetKind",
+    "AssetState",
     "Attempt",
     "WordTiming",
     "SegmentTiming",
@@ -48,6 +49,8 @@ AspectRatio = Literal["16:9", "9:16"]
 Capability = Literal["video", "speech", "image"]
 AssetKind = Literal["scene", "narration", "thumbnail", "final_video", "music", "image", "font"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# Whether an asset's file still holds the bytes that were registered (core.assets.registry).
+AssetState = Literal["ok", "damaged", "missing", "archived"]
 
 
 class _Model(BaseModel):
@@ -287,6 +290,8 @@ class AssetResult(_Model):
     channels: int | None = None
     cached: bool = False
     created_at: str
+    state: AssetState = Field("ok", description="ok: the file holds the registered bytes; damaged: other bytes; "
+                              "missing: the file is gone; archived: moved into the video's archive by archive_video")
     attempts: list[Attempt] = Field(default_factory=list)
 
 
@@ -457,7 +462,10 @@ class ProviderReport(_Model):
     workspace_id: str
     video_id: str | None
     providers: list[ProviderStatus]
-    assets: list[dict[str, Any]]
+    assets: list[dict[str, Any]] = Field(
+        description="the current assets with their attempts and cost; state is ok, damaged, missing or archived, "
+                    "and an asset that is not ok says what to do (action) or where it went (archive_uri)"
+    )
     totals: ReportTotals
     voices: list[VoiceInfo] = Field(default_factory=list,
                                     description="the workspace's cloned voices (clone_voice), usable as voice=<name>")

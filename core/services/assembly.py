@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from core.assets import VideoPaths, atomic_target, atomic_write_text
+from core.assets import AssetRow, VideoPaths, atomic_target, atomic_write_text
 from core.errors import AssetNotFound, InputError, MediaError, OperationCancelled
 from core.jobs import JobHandle
 from core.media import assembly as media_assembly
@@ -94,6 +94,9 @@ def prepare(rt: Runtime, req: AssemblyRequest) -> AssemblyPlan:
             raise AssetNotFound(
                 f"video {req.workspace_id}/{req.video_id} has no scenes yet: call generate_scene first, or pass scenes"
             )
+        unusable = [r for r in rows if r.state != "ok"]
+        if unusable:
+            raise InputError(_unusable_scenes(req, unusable))
         # Registered paths are confined like any ref: a file swapped for a link out of the folder is refused.
         scene_paths = [paths.confine(paths.root / r.rel_path) for r in rows]
 
@@ -125,6 +128,19 @@ def prepare(rt: Runtime, req: AssemblyRequest) -> AssemblyPlan:
             segments = tuple(SegmentTiming.model_validate(s) for s in raw)
     return AssemblyPlan(req, paths, tuple(scene_paths), narration_path, music_path, watermark_path, segments,
                         caption_font)
+
+
+def _unusable_scenes(req: AssemblyRequest, rows: list[AssetRow]) -> str:
+    """Why the video's registered scenes cannot be assembled, and what to do (scenes not ok at the last check)."""
+    def why(r: AssetRow) -> str:
+        if r.state == "archived":
+            return f"archive_video packed it into {r.archive_path}" if r.archive_path else "archive_video dropped it"
+        return {"damaged": "its file is not the one that was made", "missing": "its file is gone"}.get(r.state, "")
+
+    listed = "; ".join(f"scene {r.scene_index} is {r.state} ({why(r)})" for r in rows)
+    first = rows[0].scene_index
+    return (f"video {req.workspace_id}/{req.video_id} cannot be assembled from its scenes: {listed}. Call "
+            f"generate_scene again for each (e.g. scene_index={first}) or import_asset kind=scene, or pass scenes")
 
 
 def _probe_all(paths: list[Path]) -> list[MediaInfo]:

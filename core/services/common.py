@@ -51,6 +51,7 @@ def asset_fields(paths: VideoPaths, row: AssetRow, attempts: list[Attempt], *, c
         "channels": p.get("channels"),
         "cached": cached,
         "created_at": row.created_at,
+        "state": row.state,
         "attempts": attempts,
     }
 

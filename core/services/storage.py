@@ -11,9 +11,10 @@ is safe to run against a live server:
   into place; only then are the originals removed, and a file that changed while it was
   being packed (a generation replaced it) is kept, not deleted;
 - every archived file is recorded with its size and SHA-256 in ``archive.json`` beside
-  the manifest. The registry is left as it is: the assets, attempts and costs stay on
-  the record (provider_report still adds them up); the manifest is the production's
-  history, and archive.json says which of its files now live in the zip.
+  the manifest. The assets, attempts and costs stay on the record (provider_report still
+  adds them up); the registered assets whose files went are marked ``archived``, with
+  the zip that holds them (``Registry.mark_archived``), so the start-up check does not
+  call them missing and the manifest and provider_report say where they went.
 
 Cleanup: ``.part`` leftovers of writers that are gone (a crash, a killed job) are
 removed here as at start-up; failed and cancelled generations remove their own
@@ -253,6 +254,9 @@ def archive_video(
         "skipped": skipped,
     })
     atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
+    # After the record: if this fails, archive.json still says where the files went.
+    rt.registry.mark_archived(paths, {a.path: a.sha256 for a in archived},
+                              paths.relative(zip_final) if zip_final else None)
     bytes_after = _folder_bytes(paths.real_root)
     log.info("archived %s/%s: %d file(s) %s, %d bytes freed", workspace_id, video_id, len(archived),
              "zipped" if intermediates == "zip" else "dropped", bytes_before - bytes_after)

@@ -4,8 +4,9 @@ and the workspace's cloned voices."""
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
-from core.assets import validate_id
+from core.assets import AssetRow, validate_id
 from core.runtime import Runtime
 from core.schemas import ProviderReport, ProviderStatus, ReportTotals
 from core.services.voices import list_voices
@@ -70,6 +71,8 @@ def provider_report(rt: Runtime, workspace_id: str = "default", video_id: str | 
                     "model": row.model,
                     "cost_usd": round(sum(t.cost_usd for t in tried), 6),
                     "created_at": row.created_at,
+                    "state": row.state,
+                    **_state_notes(workspace_id, row),
                     "attempts": [t.model_dump() for t in tried],
                 }
             )
@@ -96,3 +99,32 @@ def provider_report(rt: Runtime, workspace_id: str = "default", video_id: str | 
         ),
         voices=list_voices(rt, workspace_id),
     )
+
+
+def _remake(row: AssetRow) -> str:
+    """How an agent makes the asset of ``row``'s slot again."""
+    if row.kind == "scene":
+        return (f"call generate_scene again with scene_index={row.scene_index} (or import_asset kind=scene, "
+                f"scene_index={row.scene_index})")
+    return {
+        "narration": "call synthesize_narration again (or import_asset kind=narration)",
+        "thumbnail": "call make_thumbnail again",
+        "final_video": "call assemble_video again",
+    }.get(row.kind, f"import it again with import_asset kind={row.kind}")
+
+
+def _state_notes(workspace_id: str, row: AssetRow) -> dict[str, Any]:
+    """For an asset whose file is not the registered one: what happened to it and what to do."""
+    if row.state == "damaged":
+        return {"action": "its file is not the one that was made (changed outside the server, or an interrupted "
+                          f"write): {_remake(row)}"}
+    if row.state == "missing":
+        return {"action": f"its file is gone: {_remake(row)}"}
+    if row.state == "archived" and row.archive_path:
+        uri = f"ytap://{workspace_id}/{row.video_id}/{row.archive_path}"
+        return {"archive_uri": uri,
+                "action": f"archived into {uri} (archive_video): extract {row.rel_path} from it back into the video's "
+                          f"folder to use it again, or {_remake(row)}"}
+    if row.state == "archived":
+        return {"action": f"dropped by archive_video: {_remake(row)}"}
+    return {}

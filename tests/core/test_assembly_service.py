@@ -302,3 +302,32 @@ def test_prepare_confines_the_default_narration_and_scenes(runtime: Runtime, sou
     scene.symlink_to(outside_clip)  # swapped for a link after it was registered
     with pytest.raises(PathOutsideWorkspace, match="outside the video's folder"):
         assembly.prepare(runtime, AssemblyRequest(video_id="d"))
+
+
+def test_prepare_refuses_default_scenes_that_are_missing_or_archived(settings: Settings) -> None:
+    """A registered scene whose file went is refused before any job, by index, with what to do."""
+    rt = Runtime.create(settings)
+    paths = rt.paths("default", "m")
+    paths.ensure()
+    for n in (1, 2, 3):
+        paths.scene(n).write_bytes(f"scene {n}".encode())
+        rt.registry.add_asset(paths, kind="scene", path=paths.scene(n), provider="test:clip", model=None,
+                              cost_usd=0.0, props={}, attempts=[], capability="video", scene_index=n)
+    rt.close()
+    paths.scene(2).unlink()
+
+    rt = Runtime.create(settings)  # the restart's check marks scene 2 missing
+    try:
+        with pytest.raises(InputError, match=r"scene 2 is missing .*generate_scene again .*scene_index=2"):
+            assembly.prepare(rt, AssemblyRequest(video_id="m"))
+        paths.scene(3).unlink()
+        rt.registry.mark_archived(paths, {"scenes/scene_003.mp4": None}, "archive/intermediates-x.zip")
+        with pytest.raises(InputError) as refused:
+            assembly.prepare(rt, AssemblyRequest(video_id="m"))
+        assert "scene 2 is missing" in str(refused.value)
+        assert "scene 3 is archived (archive_video packed it into archive/intermediates-x.zip)" in str(refused.value)
+        # The scenes the caller names are resolved as refs: a usable one still plans.
+        plan = assembly.prepare(rt, AssemblyRequest(video_id="m", scenes=["scenes/scene_001.mp4"]))
+        assert plan.scene_paths == (paths.scene(1).resolve(),)
+    finally:
+        rt.close()

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.assets import Registry, VideoPaths, atomic_target, atomic_write_text, parse_uri, sweep_partials, validate_id
+from core.assets.atomic import staged
 from core.assets.paths import ID_RE
 from core.errors import InvalidIdentifier, PathOutsideWorkspace
 from core.schemas import Attempt
@@ -194,3 +195,44 @@ def test_sweep_partials_removes_a_dead_writers_scratch_folder(tmp_path: Path) ->
     scratch.mkdir()
     (scratch / "0.txt").write_text("title")
     assert sweep_partials(tmp_path) == 1 and not scratch.exists()
+
+
+def test_registry_archived_assets_are_passed_over_at_start_until_put_back_or_remade(tmp_path: Path) -> None:
+    reg, paths = _registry(tmp_path)
+    rows = {}
+    for n in (1, 2, 3):
+        with staged(paths.scene(n)) as tmp:
+            tmp.write_bytes(f"scene {n}".encode())
+            rows[n] = reg.add_asset(paths, kind="scene", path=paths.scene(n), staged=tmp, provider="p", model=None,
+                                    cost_usd=0, props={}, attempts=[], capability="video", scene_index=n)
+    packed = {paths.relative(paths.scene(n)): rows[n].sha256 for n in (1, 2)}
+    packed[paths.relative(paths.scene(3))] = "0" * 64  # other bytes than the row's went into the zip
+    for n in (1, 2, 3):
+        paths.scene(n).unlink()
+    paths.scene(2).write_bytes(b"scene 2, made again")  # a registration after the file was archived
+    remade = reg.add_asset(paths, kind="scene", path=paths.scene(2), provider="p", model=None, cost_usd=0,
+                           props={}, attempts=[], capability="video", scene_index=2)
+
+    marked = reg.mark_archived(paths, packed, "archive/intermediates-x.zip")
+    assert [(r.asset_id, r.state, r.archive_path) for r in marked] == [
+        (rows[1].asset_id, "archived", "archive/intermediates-x.zip")]
+    manifest = json.loads(paths.manifest.read_text())
+    assert [(a["scene_index"], a["state"], a.get("archive")) for a in manifest["assets"]] == [
+        (1, "archived", "archive/intermediates-x.zip"), (2, "ok", None), (3, "ok", None)]
+    reg.close()
+
+    reg = Registry(tmp_path / "ytap.db", tmp_path / "workspaces")  # the start-up check
+    try:
+        states = {r.scene_index: (r.asset_id, r.state) for r in reg.current_assets("default", "v1")}
+        assert states == {1: (rows[1].asset_id, "archived"), 2: (remade.asset_id, "ok"),
+                          3: (rows[3].asset_id, "missing")}
+        assert reg.verify_assets() == []
+        paths.scene(1).write_bytes(b"scene 1")  # extracted from the zip into its place
+        [back] = reg.verify_assets()
+        assert (back.scene_index, back.state, back.archive_path) == (1, "ok", None)
+        paths.scene(3).write_bytes(b"scene 3, remade")
+        again = reg.add_asset(paths, kind="scene", path=paths.scene(3), provider="p", model=None, cost_usd=0,
+                              props={}, attempts=[], capability="video", scene_index=3)
+        assert again.state == "ok" and [r.state for r in reg.current_assets("default", "v1")] == ["ok"] * 3
+    finally:
+        reg.close()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import anyio
 import pytest
 
+from core.assets.atomic import staged
 from core.config import Settings
 from core.errors import ProvidersExhausted, Unavailable
 from core.jobs import JobHandle
@@ -14,7 +16,8 @@ from core.media.ffmpeg import run_ffmpeg
 from core.media.probe import probe
 from core.providers.testing import ScriptedProvider
 from core.runtime import Runtime
-from core.schemas import SceneRequest
+from core.schemas import SceneRequest, SceneResult
+from core.services.common import asset_fields
 from core.services.scenes import generate_scene
 from core.services.tracking import provider_report
 
@@ -86,3 +89,33 @@ def test_scene_all_providers_failing_records_attempts_without_an_asset(tmp_path:
         rt.close()
     assert report.totals.assets == 0 and report.totals.failed_attempts == 1
     assert not rt.paths("default", "v").scene(1).exists()
+
+
+def test_report_shows_damaged_and_missing_assets_after_a_restart_with_what_to_do(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)
+    paths = rt.paths("default", "v")
+    paths.ensure()
+    for n, body in ((1, b"kept"), (2, b"overwritten"), (3, b"deleted")):
+        with staged(paths.scene(n)) as tmp:
+            tmp.write_bytes(body)
+            rt.registry.add_asset(paths, kind="scene", path=paths.scene(n), staged=tmp, provider="test:clip",
+                                  model=None, cost_usd=0.0, props={}, attempts=[], capability="video", scene_index=n)
+    rt.close()
+    paths.scene(2).write_bytes(b"0verwritten")  # same size, other bytes
+    os.utime(paths.scene(2), ns=(2, 2))  # another mtime, whatever the clock's granularity
+    paths.scene(3).unlink()
+
+    rt = _runtime(tmp_path)  # the restart's check marks them; the report says so
+    try:
+        report = provider_report(rt, "default", "v")
+        rows = {r.scene_index: r for r in rt.registry.current_assets("default", "v")}
+        fields = asset_fields(paths, rows[3], [])
+    finally:
+        rt.close()
+    by_scene = {a["scene_index"]: a for a in report.assets}
+    assert {n: a["state"] for n, a in by_scene.items()} == {1: "ok", 2: "damaged", 3: "missing"}
+    assert "action" not in by_scene[1]
+    assert "not the one that was made" in by_scene[2]["action"]
+    assert "generate_scene again with scene_index=2" in by_scene[2]["action"]
+    assert "gone" in by_scene[3]["action"] and "scene_index=3" in by_scene[3]["action"]
+    assert fields["state"] == "missing" and SceneResult(**fields, scene_index=3, prompt="x").state == "missing"

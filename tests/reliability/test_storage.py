@@ -27,6 +27,7 @@ from core.errors import Unavailable
 from core.providers.resilience import RetryPolicy
 from core.providers.testing import ScriptedProvider
 from core.runtime import Runtime
+from core.services.tracking import provider_report
 from tests.reliability.procs import REPO, hidden_leftovers
 from ytap_mcp.server import YtapServer, build_server
 
@@ -70,6 +71,14 @@ async def _start_long_render(client: Client, video_id: str, root: Path) -> str:
         while not any(p.is_file() and p.stat().st_size for p in root.rglob(".*.part*")):
             await anyio.sleep(0.02)
     return env["job_id"]
+
+
+def _report_states(assets: list[dict[str, Any]]) -> dict[str, tuple[str, str | None]]:
+    return {a["uri"].split("/", 4)[4]: (a["state"], a.get("archive_uri")) for a in assets}
+
+
+def _manifest_states(manifest: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
+    return {a["path"]: (a["state"], a.get("archive")) for a in manifest["assets"]}
 
 
 def _digest(p: Path) -> str:
@@ -138,7 +147,27 @@ def test_storage_archive_keeps_the_finished_video_and_zips_the_rest(served: Ytap
     assert archived["bytes_freed"] > 0 and after["again"]["archived"] == []
     # The record of who made what and what it cost is untouched.
     assert after["report"]["totals"] == start["report"]["totals"]
-    assert json.loads(manifest)["assets"]
+    # The assets whose files went are archived, with the zip that holds them; what was kept is ok.
+    zip_rel = zips[0]
+    expected = {"scenes/scene_001.mp4": ("archived", archived["archive_uri"]),
+                "audio/narration.wav": ("archived", archived["archive_uri"]),
+                "thumbnail.jpg": ("ok", None), "final_video.mp4": ("ok", None)}
+    assert {a["state"] for a in start["report"]["assets"]} == {"ok"}
+    assert _report_states(after["report"]["assets"]) == expected
+    assert all(zip_rel in a["action"] for a in after["report"]["assets"] if a["state"] == "archived")
+    assert _manifest_states(json.loads(manifest)) == {
+        "scenes/scene_001.mp4": ("archived", zip_rel), "audio/narration.wav": ("archived", zip_rel),
+        "thumbnail.jpg": ("ok", None), "final_video.mp4": ("ok", None)}
+
+    rt = Runtime.create(settings)  # a restart: the check passes over the archived files, calls nothing missing
+    try:
+        assert {r.rel_path: r.state for r in rt.registry.current_assets("default", "old")} == {
+            k: state for k, (state, _) in expected.items()}
+        assert _report_states(provider_report(rt, "default", "old").model_dump()["assets"]) == expected
+        assert _manifest_states(json.loads((root / "manifest.json").read_text())) == _manifest_states(
+            json.loads(manifest))
+    finally:
+        rt.close()
 
 
 def test_storage_archive_refusals(served: YtapServer, settings: Settings) -> None:
@@ -196,3 +225,13 @@ def test_storage_archive_cli_drops_intermediates_and_cleans_dead_partials(tmp_pa
     left = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
     assert left == ["archive.json", "manifest.json", "thumbnail.jpg"]
     assert not dead.exists()
+    rt = Runtime.create(Settings.from_env({"YTAP_HOME": str(home)}))  # dropped: archived, with no zip to point at
+    try:
+        report = provider_report(rt, "default", "cli").model_dump()["assets"]
+    finally:
+        rt.close()
+    assert _report_states(report) == {"scenes/scene_001.mp4": ("archived", None),
+                                      "audio/narration.wav": ("archived", None), "thumbnail.jpg": ("ok", None)}
+    assert all("dropped by archive_video" in a["action"] for a in report if a["state"] == "archived")
+    assert _manifest_states(json.loads((root / "manifest.json").read_text()))["scenes/scene_001.mp4"] == (
+        "archived", None)
