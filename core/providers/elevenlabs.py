@@ -86,6 +86,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anyio
 import anyio.to_thread
 
+from core.assets.atomic import scratch_dir
 from core.config import Settings
 from core.errors import (
     BadOutput,
@@ -223,8 +224,7 @@ class ElevenLabsSpeechProvider:
         from core.media.audio import SegmentAudio, join_segments
 
         try:
-            with tempfile.TemporaryDirectory(prefix="ytap-elevenlabs-") as tmp_name:
-                tmp = Path(tmp_name)
+            with scratch_dir(out, "elevenlabs") as tmp:  # swept at the next start if a kill skips the cleanup
                 parts: list[SegmentAudio] = []
                 async with self._client() as client:
                     for i, text in enumerate(texts, 1):

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -41,6 +40,7 @@ import anyio
 import anyio.to_thread
 
 from core.assets import utc_now, validate_id
+from core.assets.atomic import scratch_dir
 from core.assets.paths import ID_RE, VideoPaths
 from core.assets.registry import VoiceRow
 from core.errors import (
@@ -218,8 +218,9 @@ async def clone_planned(rt: Runtime, plan: ClonePlan, handle: JobHandle | None =
         notes.append(f"the sample is {plan.sample_duration_s:.1f} s long; a clone made from a minute or two of "
                      "clean speech sounds more like the speaker")
     progress(0.05, "preparing the voice sample")
-    with tempfile.TemporaryDirectory(prefix="ytap-voice-") as tmp:
-        upload = Path(tmp) / f"{plan.name}.mp3"
+    # Beside the sample, named like a .part: a kill leaves nothing of someone's voice in the system temp dir.
+    with scratch_dir(plan.sample, "voice") as tmp:
+        upload = tmp / f"{plan.name}.mp3"
         await anyio.to_thread.run_sync(lambda: _encode_sample(plan.sample, upload, cancel))
         sha256 = hashlib.sha256(plan.sample.read_bytes()).hexdigest()
         progress(0.2, f"cloning the voice with {plan.provider_id.split(':')[0]}")
