@@ -4,6 +4,7 @@ and the workspace's cloned voices."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
 from core.assets import AssetRow, validate_id
@@ -58,7 +59,11 @@ def provider_report(rt: Runtime, workspace_id: str = "default", video_id: str | 
     videos = [video_id] if video_id else rt.registry.videos(workspace_id)
     assets = []
     for vid in videos:
+        root = rt.paths(workspace_id, vid).root
         for row in rt.registry.current_assets(workspace_id, vid):
+            if row.state == "ok" and not (root / row.rel_path).is_file():
+                # Gone while the server runs (the registry checks files when it opens): say so now.
+                row = replace(row, state="missing")
             tried = rt.registry.attempts_for(row.asset_id)
             assets.append(
                 {

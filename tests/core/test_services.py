@@ -119,3 +119,20 @@ def test_report_shows_damaged_and_missing_assets_after_a_restart_with_what_to_do
     assert "generate_scene again with scene_index=2" in by_scene[2]["action"]
     assert "gone" in by_scene[3]["action"] and "scene_index=3" in by_scene[3]["action"]
     assert fields["state"] == "missing" and SceneResult(**fields, scene_index=3, prompt="x").state == "missing"
+
+
+def test_report_shows_a_file_deleted_while_the_server_runs_as_missing(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)
+    try:
+        paths = rt.paths("default", "v")
+        paths.ensure()
+        with staged(paths.scene(1)) as tmp:
+            tmp.write_bytes(b"clip")
+            rt.registry.add_asset(paths, kind="scene", path=paths.scene(1), staged=tmp, provider="test:clip",
+                                  model=None, cost_usd=0.0, props={}, attempts=[], capability="video", scene_index=1)
+        assert [a["state"] for a in provider_report(rt, "default", "v").assets] == ["ok"]
+        paths.scene(1).unlink()  # no restart: the report looks at the file itself
+        (entry,) = provider_report(rt, "default", "v").assets
+    finally:
+        rt.close()
+    assert entry["state"] == "missing" and "generate_scene again with scene_index=1" in entry["action"]
