@@ -82,7 +82,7 @@ def main() -> None:
         server.route("POST", gm.predict_path(VEO), sticky=gm.Reply(**{**gm.operation_started(op).__dict__,
                                                                         "delay_s": LATENCY_S}))
         server.route("POST", gm.fetch_path(VEO), sticky=gm.operation_done(op, clip))
-        settings = Settings.from_env({"YTAP_HOME": home, "GOOGLE_API_KEY": "AIza-bench-not-a-key",
+        settings = Settings.from_env({"YTAP_HOME": home, "GOOGLE_API_KEY": "FAKE-google-bench-not-a-key",
                                       "GOOGLE_VERTEX_BASE_URL": server.url,
                                       "YTAP_PROVIDER_CONCURRENCY": "google:veo-3.1=8"})
         rt = Runtime.create(settings)

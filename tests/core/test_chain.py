@@ -123,7 +123,7 @@ def test_chain_cost_of_failed_paid_attempt_is_kept(tmp_path: Path) -> None:
 
 
 def test_chain_scrubs_secrets_from_recorded_reasons(tmp_path: Path) -> None:
-    key = "sk-test-SECRET-abcdef0123456789"
+    key = "FAKE-openai-SECRET-abcdef0123456789"
     a = ScriptedProvider("a:1", "video", [Unavailable(f"401 for key {key}")])
     b = ScriptedProvider("b:1", "video", [write_bytes(b"B")])
     out = _run(FallbackChain("video", [a, b]), tmp_path / "o.mp4", _ctx(OPENAI_API_KEY=key))

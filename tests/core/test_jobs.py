@@ -104,7 +104,7 @@ def test_jobs_failure_carries_code_and_message(runner: JobRunner) -> None:
 
 
 def test_jobs_failure_text_is_scrubbed_of_secrets(tmp_path: Path) -> None:
-    key = "sk-test-JOBS-9f8e7d6c5b4a-DISTINCT"
+    key = "FAKE-openai-JOBS-9f8e7d6c5b4a-DISTINCT"
     reg = Registry(tmp_path / "ytap.db", tmp_path / "ws")
     runner = JobRunner(reg, [key])
     try:

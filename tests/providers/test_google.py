@@ -68,7 +68,7 @@ from tests.vendors.google_mock import (
 )
 from tests.vendors.loopback import Reply, json_reply
 
-KEY = "AIzaSyFAKE-ytap-test-7c1e5d0b9a42"  # distinctive: searched for in every error and attempt
+KEY = "FAKE-google-ytap-test-7c1e5d0b9a42"  # distinctive: searched for in every error and attempt
 VEO = GoogleVeoVideoProvider.model
 IMAGE = GeminiImageProvider.model
 TTS = GeminiSpeechProvider.model

@@ -51,7 +51,7 @@ from core.providers.resilience import RetryPolicy
 from tests.vendors import openai_mock as om
 from tests.vendors.loopback import LoopbackServer, Reply, json_reply, loopback_server
 
-KEY = "sk-test-Yt4pQ9distinctive-kEy-7w2m"
+KEY = "FAKE-openai-Yt4pQ9distinctive-kEy-7w2m"
 TIMEOUT_S = 10.0  # per-request client timeout: generous, the test machine may be busy
 SHORT_TIMEOUT_S = 0.3  # for the timeout cases; the scripted reply sleeps well past it
 
@@ -114,7 +114,7 @@ def _leftovers(work: Path, keep: Path | None = None) -> list[str]:
 def _assert_key_nowhere(*texts: object) -> None:
     for text in texts:
         assert KEY not in str(text)
-        assert KEY[8:] not in str(text)  # not even the part after "sk-test-"
+        assert KEY[12:] not in str(text)  # not even the part after "FAKE-openai-"
 
 
 # --- one table for what the three capabilities share ---------------------------------------

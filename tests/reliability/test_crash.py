@@ -54,7 +54,7 @@ from tests.reliability.procs import (
 from tests.security.acceptance import crash_point, record
 from tests.vendors import openai_mock as om
 
-KEY = "sk-test-crash-0123456789abcdef"
+KEY = "FAKE-openai-crash-0123456789abcdef"
 
 
 def _videos(home: Path) -> Path:

@@ -41,9 +41,9 @@ from tests.vendors.loopback import LoopbackServer, Request, json_reply, loopback
 from ytap_mcp.server import build_server
 
 KEYS = {
-    "OPENAI_API_KEY": "sk-proj-LEAKCANARYopenai7c41d9e2b8a05f36",
+    "OPENAI_API_KEY": "FAKE-openai-LEAKCANARY-7c41d9e2b8a05f36",
     "ELEVENLABS_API_KEY": "LEAKCANARYelevenlabs51c0ffee2a7d9b3e",
-    "GOOGLE_API_KEY": "AIzaLEAKCANARYgoogle0a1b2c3d4e5f6a7b8",
+    "GOOGLE_API_KEY": "FAKE-google-LEAKCANARY-0a1b2c3d4e5f6a7b8",
     "YTAP_HTTP_TOKEN": "LEAKCANARYhttp-token-9f8e7d6c5b4a3921",
 }
 PAID_ONLY = {

@@ -32,7 +32,7 @@ from tests.vendors import sd_mock as sm
 from tests.vendors.loopback import LoopbackServer, loopback_server
 from ytap_mcp.server import build_server
 
-KEY = "el-test-BYO-4d2f8a6c1e-DISTINCT"
+KEY = "FAKE-elevenlabs-BYO-4d2f8a6c1e-DISTINCT"
 TTS = r"/v1/text-to-speech/[^/]+/with-timestamps"
 
 

@@ -27,9 +27,9 @@ from tests.vendors.loopback import LoopbackServer, Reply, loopback_server
 from ytap_mcp.server import build_server
 
 KEYS = {
-    "OPENAI_API_KEY": "sk-test-SCENARIO-openai-7f3a9c1d2e4b",
-    "ELEVENLABS_API_KEY": "el-test-SCENARIO-elevenlabs-51c0ffee",
-    "GOOGLE_API_KEY": "AIza-test-SCENARIO-google-0a1b2c3d",
+    "OPENAI_API_KEY": "FAKE-openai-SCENARIO-7f3a9c1d2e4b",
+    "ELEVENLABS_API_KEY": "FAKE-elevenlabs-SCENARIO-51c0ffee",
+    "GOOGLE_API_KEY": "FAKE-google-SCENARIO-0a1b2c3d",
 }
 VEO = "veo-3.1-generate-001"
 

@@ -21,7 +21,7 @@ from tests.vendors import elevenlabs_mock as el
 from tests.vendors.loopback import LoopbackServer, loopback_server
 from ytap_mcp.server import build_server
 
-KEY = "el-test-VOICES-7c1a9e3f5b-DISTINCT"
+KEY = "FAKE-elevenlabs-VOICES-7c1a9e3f5b-DISTINCT"
 TTS = r"/v1/text-to-speech/[^/]+/with-timestamps"
 
 
