@@ -23,13 +23,16 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 
+from core.assets.atomic import temp_path_for
 from core.errors import OperationCancelled
 
-__all__ = ["check_image", "CANCEL_POLL_S", "cancel_on", "parse_retry_after", "retry_after_s", "run_cancellable"]
+__all__ = ["check_image", "CANCEL_POLL_S", "cancel_on", "parse_retry_after", "part_path", "retry_after_s",
+           "run_cancellable"]
 
 T = TypeVar("T")
 
@@ -185,3 +188,10 @@ def check_image(data: bytes, who: str, *, cost_usd: float = 0.0, min_side_px: in
     if min(width, height) < min_side_px:
         raise BadOutput(f"{who} is only {width}x{height} pixels", cost_usd=cost_usd)
     return width, height
+
+
+def part_path(out: Path, label: str, suffix: str) -> Path:
+    """A hidden ``.part`` sibling of ``out`` for a vendor's intermediate media (a downloaded clip, a
+    background picture): named like every temporary file, so a crash leaves nothing the start-up
+    sweep would not remove."""
+    return temp_path_for(out.with_name(f"{out.stem}.{label}{suffix}"))

@@ -54,7 +54,6 @@ import json
 import logging
 import re
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -78,7 +77,7 @@ from core.errors import (
     Unavailable,
     YtapError,
 )
-from core.providers._vendor import retry_after_s, run_cancellable
+from core.providers._vendor import part_path, retry_after_s, run_cancellable
 from core.providers.base import CallContext, ImageSpec, ProviderOutput, SpeechSpec, VideoSpec, scrub
 from core.providers.pricing import cost_usd
 from core.schemas import Capability
@@ -360,9 +359,7 @@ class GoogleVeoVideoProvider(_GoogleProvider):
                 model=self.model, source=types.GenerateVideosSource(prompt=prompt), config=config))
             operation = await self._wait(client, operation, ctx, billed)
             video_bytes = self._video_bytes(operation, billed)
-            # Named after ``out`` (a ``.part`` name when a service stages it): a crash leaves nothing the
-            # start-up sweep would not remove.
-            raw = out.with_name(f"{out.name}.veo.mp4")
+            raw = part_path(out, "veo", ".mp4")
             with raw.open("wb") as f:  # megabytes: written off the event loop the other jobs share
                 await anyio.to_thread.run_sync(f.write, video_bytes)
             ctx.progress(0.9, "normalising the Veo clip")
@@ -494,10 +491,8 @@ class GeminiImageProvider(_GoogleProvider):
                 raise _no_media(self, response, "an image")
             billed = cost_usd(self.id, 1)
             suffix = {"image/jpeg": ".jpg", "image/webp": ".webp"}.get((blob.mime_type or "").lower(), ".png")
-            fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.gemini-", suffix=suffix)
-            raw = Path(name)
-            with open(fd, "wb") as f:
-                f.write(blob.data)
+            raw = part_path(out, "gemini", suffix)
+            raw.write_bytes(blob.data)
             ctx.progress(0.8, "composing the thumbnail")
             await self._finish(raw, out, spec, billed)
         except BaseException:
@@ -569,7 +564,8 @@ class GeminiSpeechProvider(_GoogleProvider):
             ),
         )
         client = self._genai()
-        work_dir = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.stem}.gemini-tts-"))
+        work_dir = part_path(out, "gemini-tts", "")
+        work_dir.mkdir()
         billed_chars = 0
         parts: list[SegmentAudio] = []
         n = len(spec.segments)

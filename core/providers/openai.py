@@ -55,7 +55,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anyio
 import anyio.to_thread
 
-from core.assets.atomic import temp_path_for
 from core.config import Settings
 from core.errors import (
     BadOutput,
@@ -70,7 +69,7 @@ from core.errors import (
     Unavailable,
 )
 from core.providers import pricing
-from core.providers._vendor import cancel_on, check_image, retry_after_s
+from core.providers._vendor import cancel_on, check_image, part_path, retry_after_s
 from core.providers.base import CallContext, ImageSpec, ProviderOutput, SpeechSpec, VideoSpec, scrub
 from core.schemas import Capability, SegmentTiming
 
@@ -293,11 +292,6 @@ def _moderation_reasons(body: dict[str, Any]) -> list[str]:
     return [str(body.get("code") or "content_policy")]
 
 
-def _part_path(out: Path, label: str, suffix: str) -> Path:
-    """A hidden ``.part`` sibling of ``out`` for intermediate vendor media (swept after a crash)."""
-    return temp_path_for(out.with_name(f"{out.stem}.{label}{suffix}"))
-
-
 def _remove(*paths: Path) -> None:
     for p in paths:
         with contextlib.suppress(FileNotFoundError):
@@ -420,7 +414,7 @@ class OpenAISpeechProvider(_OpenAIProvider):
             async with cancel_on(ctx.cancel, "speech synthesis cancelled"):
                 for n, (segment, chunk) in enumerate(plan):
                     ctx.progress(0.9 * n / len(plan), f"{self.model}: segment {segment + 1} of {len(texts)}")
-                    path = _part_path(out, f"openai-{n + 1:03d}", suffix)
+                    path = part_path(out, f"openai-{n + 1:03d}", suffix)
                     paths.append(path)
                     kwargs: dict[str, Any] = dict(model=self.model, input=chunk, voice=voice,
                                                   response_format=self.response_format, speed=spec.speed)
@@ -518,7 +512,7 @@ class OpenAIImageProvider(_OpenAIProvider):
 
         client = self._client()
         cost = self.estimate_cost_usd(spec)
-        raw = _part_path(out, "openai-background", ".img")
+        raw = part_path(out, "openai-background", ".img")
         try:
             async with cancel_on(ctx.cancel, "thumbnail generation cancelled"):
                 ctx.progress(0.05, f"{self.model}: generating the background")
@@ -615,7 +609,7 @@ class OpenAIVideoProvider(_OpenAIProvider):
         client = self._client()
         seconds = self.seconds_for(spec.duration_s)
         cost = self.estimate_cost_usd(spec)
-        raw = _part_path(out, "openai-clip", ".mp4")
+        raw = part_path(out, "openai-clip", ".mp4")
         try:
             async with cancel_on(ctx.cancel, f"scene {spec.scene_index} generation cancelled"):
                 ctx.progress(0.02, f"{self.model}: submitting a {seconds} s clip")

@@ -44,7 +44,6 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import anyio.to_thread
 
-from core.assets.atomic import temp_path_for
 from core.config import Settings
 from core.errors import (
     BadOutput,
@@ -56,7 +55,7 @@ from core.errors import (
     TimedOut,
     Unavailable,
 )
-from core.providers._vendor import cancel_on, check_image, retry_after_s
+from core.providers._vendor import cancel_on, check_image, part_path, retry_after_s
 from core.providers.base import CallContext, ImageSpec, ProviderOutput
 from core.schemas import Capability
 
@@ -189,7 +188,7 @@ class StableDiffusionImageProvider:
         reason = self.unavailable_reason()
         if reason:
             raise NotConfigured(reason)
-        raw = temp_path_for(out.with_name(f"{out.stem}.sd-background.png"))
+        raw = part_path(out, "sd-background", ".png")
         timeout = httpx.Timeout(self.request_timeout_s, connect=self.connect_timeout_s)
         try:
             async with httpx.AsyncClient(timeout=timeout, trust_env=False, follow_redirects=False) as client:

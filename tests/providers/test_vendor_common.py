@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -229,3 +230,21 @@ def test_cancel_on_reports_cancelled_whenever_the_event_was_set_by_the_end() -> 
     with pytest.raises(OperationCancelled):
         anyio.run(already_cancelled)
     assert ran == ["body"]  # a block cancelled before it starts does not run
+
+
+@pytest.mark.parametrize(("label", "suffix"), [("veo", ".mp4"), ("gemini", ".png"), ("gemini-tts", "")])
+def test_part_path_leftovers_are_swept_at_start(tmp_path: Path, label: str, suffix: str) -> None:
+    """A vendor's intermediate beside a staged output is a .part of this process: the start-up sweep removes it."""
+    import os
+
+    from core.assets.atomic import partial_writer_pid, sweep_partials, temp_path_for
+    from core.providers._vendor import part_path
+
+    out = temp_path_for(tmp_path / "thumbnail.jpg")  # what a service hands a provider
+    raw = part_path(out, label, suffix)
+    assert raw.parent == tmp_path and raw.name.startswith(".") and partial_writer_pid(raw.name) == os.getpid()
+    if suffix:
+        raw.write_bytes(b"x")
+    else:
+        raw.mkdir()  # Gemini TTS keeps its segments in a folder
+    assert sweep_partials(tmp_path) == 1 and list(tmp_path.iterdir()) == []
