@@ -102,6 +102,8 @@ def run_ffmpeg(
         argv += ["-progress", "pipe:1", "-nostats"]
     argv += list(args)
 
+    if cancel is not None and cancel.is_set():  # a short run could finish before the first check below
+        raise OperationCancelled(f"{what} cancelled")
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
