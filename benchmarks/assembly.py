@@ -57,6 +57,7 @@ import anyio  # noqa: E402
 
 from core.config import Settings  # noqa: E402
 from core.media import assembly as media_assembly  # noqa: E402
+from core.media import mix as media_mix  # noqa: E402
 from core.media.captions import CaptionLayout, caption_cues  # noqa: E402
 from core.media.encoders import LIBX264  # noqa: E402
 from core.media.ffmpeg import ffmpeg_exe, run_ffmpeg  # noqa: E402
@@ -163,22 +164,27 @@ def setup_video(rt: Runtime, video_id: str, scenes: list[Path], music: Path | No
 
 
 class EncodeCounter:
-    """Counts ffmpeg runs and video encoders per run, by wrapping the one function that runs ffmpeg."""
+    """Counts ffmpeg runs and video encoders per run, by wrapping the function that runs ffmpeg
+    where the assembly modules look it up (the video and mux runs in core.media.assembly, the
+    audio measurements in core.media.mix)."""
 
     def __init__(self) -> None:
         self.runs: list[list[str]] = []
-        self._orig = media_assembly.run_ffmpeg
+        self._modules = (media_assembly, media_mix)
+        self._orig = run_ffmpeg
 
     def __enter__(self) -> EncodeCounter:
         def counting(args, **kw):  # noqa: ANN001, ANN202
             self.runs.append([a for i, a in enumerate(args) if i and args[i - 1] == "-c:v"])
             return self._orig(args, **kw)
 
-        media_assembly.run_ffmpeg = counting  # type: ignore[assignment]
+        for module in self._modules:
+            module.run_ffmpeg = counting  # type: ignore[attr-defined]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        media_assembly.run_ffmpeg = self._orig  # type: ignore[assignment]
+        for module in self._modules:
+            module.run_ffmpeg = self._orig  # type: ignore[attr-defined]
 
     @property
     def video_encodes(self) -> int:
