@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 __all__ = ["Secret", "SecretFilter", "Settings", "default_home", "scrub_secrets"]
 
@@ -160,6 +160,20 @@ def _sd_model(env: Mapping[str, str]) -> str:
     return value
 
 
+def _database_url(env: Mapping[str, str]) -> Secret | None:
+    url = _opt(env, "YTAP_DATABASE_URL")
+    if url is None:
+        return None
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("YTAP_DATABASE_URL must be a postgresql:// URL (unset: SQLite at $YTAP_HOME/ytap.db)")
+    return Secret(url)
+
+
+# Wikimedia Commons needs no key, so the video chain asks it whenever YTAP_COMMONS_BASE_URL is unset (tests
+# point this at an unresolvable host: a test never reaches the real Commons).
+DEFAULT_COMMONS_BASE_URL = "https://commons.wikimedia.org"
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -180,6 +194,7 @@ class Settings:
     video_providers: tuple[str, ...] | None = None
     speech_providers: tuple[str, ...] | None = None
     image_providers: tuple[str, ...] | None = None
+    music_providers: tuple[str, ...] | None = None  # YTAP_MUSIC_PROVIDERS: an extension of DESIGN §4's list
     budget_usd: float | None = None
     import_roots: tuple[Path, ...] = ()
     sd_base_url: str | None = None
@@ -193,6 +208,35 @@ class Settings:
     # Encoding defaults: veryfast is the knee on 2 cores (BENCHMARKS.md).
     x264_preset: str = "veryfast"
     log_level: str = "INFO"
+    # YTAP_FFMPEG: a forced ffmpeg binary; None lets core.media.ffmpeg choose by what each build can do.
+    ffmpeg: str | None = None
+    # The video aggregator (core.providers.replicate): its token and endpoint override (SDK standard names).
+    replicate_api_token: Secret | None = None
+    replicate_base_url: str | None = None
+    # Scale-out (DESIGN.md §8). YTAP_DATABASE_URL: None keeps the registry in SQLite at db_path; a
+    # postgresql:// URL (it may hold a password: a Secret) puts it on PostgreSQL.
+    database_url: Secret | None = None
+    # YTAP_TEMPORAL_*: None runs jobs in this process; an address runs them as Temporal workflows.
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "ytap"
+    # Stock footage (core/providers/stock): Pexels and Pixabay keys and endpoints, Wikimedia Commons' endpoint,
+    # and whether Commons files under CC BY-SA may be used (YTAP_COMMONS_ALLOW_SA: share-alike binds the
+    # whole video to the same licence, so it is the user's choice, off by default).
+    pexels_api_key: Secret | None = None
+    pexels_base_url: str = "https://api.pexels.com"
+    pixabay_api_key: Secret | None = None
+    pixabay_base_url: str = "https://pixabay.com"
+    commons_base_url: str = "https://commons.wikimedia.org"
+    commons_allow_sa: bool = False
+    # YTAP_MODELS_DIR: local model weights (local:kokoro); None: $YTAP_HOME/models (see models_path).
+    models_dir: Path | None = None
+    # YTAP_KOKORO_BASE_URL: where `ytap-mcp models fetch kokoro` downloads from (default: the official release).
+    kokoro_base_url: str | None = None
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir or self.home / "models"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -221,6 +265,7 @@ class Settings:
             video_providers=_list(env, "YTAP_VIDEO_PROVIDERS"),
             speech_providers=_list(env, "YTAP_SPEECH_PROVIDERS"),
             image_providers=_list(env, "YTAP_IMAGE_PROVIDERS"),
+            music_providers=_list(env, "YTAP_MUSIC_PROVIDERS"),
             budget_usd=budget_usd,
             import_roots=import_roots,
             sd_base_url=_opt(env, "YTAP_SD_BASE_URL"),
@@ -231,6 +276,21 @@ class Settings:
             chain_policy=_policy(env),
             x264_preset=_opt(env, "YTAP_X264_PRESET") or "veryfast",
             log_level=(_opt(env, "YTAP_LOG_LEVEL") or "INFO").upper(),
+            ffmpeg=_opt(env, "YTAP_FFMPEG"),
+            replicate_api_token=_secret(env, "REPLICATE_API_TOKEN"),
+            replicate_base_url=_opt(env, "REPLICATE_BASE_URL"),
+            database_url=_database_url(env),
+            temporal_address=_opt(env, "YTAP_TEMPORAL_ADDRESS"),
+            temporal_namespace=_opt(env, "YTAP_TEMPORAL_NAMESPACE") or "default",
+            temporal_task_queue=_opt(env, "YTAP_TEMPORAL_TASK_QUEUE") or "ytap",
+            pexels_api_key=_secret(env, "PEXELS_API_KEY"),
+            pexels_base_url=(_opt(env, "PEXELS_BASE_URL") or "https://api.pexels.com").rstrip("/"),
+            pixabay_api_key=_secret(env, "PIXABAY_API_KEY"),
+            pixabay_base_url=(_opt(env, "PIXABAY_BASE_URL") or "https://pixabay.com").rstrip("/"),
+            commons_base_url=(_opt(env, "YTAP_COMMONS_BASE_URL") or DEFAULT_COMMONS_BASE_URL).rstrip("/"),
+            commons_allow_sa=_truthy(env.get("YTAP_COMMONS_ALLOW_SA")),
+            models_dir=Path(models).expanduser().resolve() if (models := _opt(env, "YTAP_MODELS_DIR")) else None,
+            kokoro_base_url=_opt(env, "YTAP_KOKORO_BASE_URL"),
         )
 
     def with_home(self, home: Path) -> Settings:
@@ -246,4 +306,8 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value, for scrubbing text before it is recorded or shown."""
-        return [s.get() for s in (self.openai_api_key, self.elevenlabs_api_key, self.google_api_key, self.http_token) if s]
+        found = [s.get() for s in (self.openai_api_key, self.elevenlabs_api_key, self.google_api_key, self.http_token,
+                                  self.replicate_api_token, self.pexels_api_key, self.pixabay_api_key) if s]
+        if self.database_url:  # the URL's password, whichever form it is quoted in
+            found += [p for p in (urlsplit(self.database_url.get()).password,) if p]
+        return found

@@ -9,21 +9,22 @@
     │   ├── AssetNotFound             a ref that names no registered asset or file
     │   ├── UnknownProvider           a provider id nobody registered (lists the known ids)
     │   ├── JobNotFound
-    │   ├── BudgetExceeded            the per-video spending cap would be passed
     │   └── ImportRefused             import_asset: importing off, a source outside YTAP_IMPORT_ROOTS, too large
     ├── ProviderError                 one provider failed; a chain falls back on these
     │   ├── NotConfigured             its key or endpoint is not set ("OPENAI_API_KEY not set")
-    │   ├── CoolingDown               skipped: it failed repeatedly a moment ago
     │   ├── RateLimited               429 after retries (``retry_after_s`` when the vendor said)
     │   ├── Unavailable               5xx, connection refused or dropped, endpoint gone
     │   ├── TimedOut                  per-call timeout or polling deadline passed
     │   ├── Refused                   content policy; ``reasons`` as the vendor gave them
     │   ├── JobFailed                 a long-running vendor job ended in failure
-    │   └── BadOutput                 malformed body, truncated or undecodable media
+    │   ├── BadOutput                 malformed body, truncated or undecodable media
+    │   ├── NothingFound              a stock search found nothing usable; the queries tried in the message
+    │   └── Crashed                   a local engine's worker process died on this request
     ├── ProvidersExhausted            every provider of a chain failed; carries every attempt
     ├── MediaError                    ffmpeg / probing failed on our side
     ├── OperationCancelled            a job was cancelled while running
     └── StorageError                  the registry or the disk failed us
+        └── DiskFull                  no space left where we write (names the folder and its free space)
 
 Vendor modules translate at the boundary, ``raise RateLimited(...) from exc``, so the
 original is kept for logs but never shown to a client.
@@ -31,6 +32,9 @@ original is kept for logs but never shown to a client.
 
 from __future__ import annotations
 
+import errno
+import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -44,21 +48,23 @@ __all__ = [
     "AssetNotFound",
     "UnknownProvider",
     "JobNotFound",
-    "BudgetExceeded",
     "ImportRefused",
     "ProviderError",
     "NotConfigured",
-    "CoolingDown",
     "RateLimited",
     "Unavailable",
     "TimedOut",
     "Refused",
     "JobFailed",
     "BadOutput",
+    "NothingFound",
+    "Crashed",
     "ProvidersExhausted",
     "MediaError",
     "OperationCancelled",
     "StorageError",
+    "DiskFull",
+    "is_disk_full",
 ]
 
 
@@ -97,10 +103,6 @@ class JobNotFound(InputError):
     code = "job_not_found"
 
 
-class BudgetExceeded(InputError):
-    code = "budget_exceeded"
-
-
 class ImportRefused(InputError):
     code = "import_refused"
 
@@ -118,10 +120,6 @@ class ProviderError(YtapError):
 
 class NotConfigured(ProviderError):
     code = "not_configured"
-
-
-class CoolingDown(ProviderError):
-    code = "cooling_down"
 
 
 class RateLimited(ProviderError):
@@ -157,6 +155,25 @@ class BadOutput(ProviderError):
     code = "bad_output"
 
 
+class NothingFound(ProviderError):
+    """Not retried (the same search finds the same) nor counted against health: another prompt may find plenty."""
+
+    code = "nothing_found"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class Crashed(ProviderError):
+    """Not retried (the same input would crash it again) nor counted against health: the
+    worker is restarted for the next call, which has every chance of working."""
+
+    code = "crashed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class ProvidersExhausted(YtapError):
     """Every provider of a chain failed. Like an ExceptionGroup, but flat and serialisable."""
 
@@ -184,3 +201,52 @@ class OperationCancelled(YtapError):
 
 class StorageError(YtapError):
     code = "storage_error"
+
+
+class DiskFull(StorageError):
+    """The disk we write to is full: said as such, with the folder and what is left, never as an OS error."""
+
+    code = "disk_full"
+
+    def __init__(self, folder: str | Path, *, what: str | None = None) -> None:
+        self.folder = Path(folder)
+        self.free_bytes = _free_bytes(self.folder)
+        free = "unknown space" if self.free_bytes is None else _human_bytes(self.free_bytes)
+        lead = f"{what} failed: " if what else ""
+        super().__init__(f"{lead}the disk holding {self.folder} is full ({free} free); free some space on it, or set "
+                         "YTAP_HOME to a folder on a larger disk, then try again")
+
+
+# ENOSPC: no space; EDQUOT: the user's quota, which reads the same to whoever must free space.
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_DISK_FULL_TEXTS = ("no space left on device", "database or disk is full", "disk quota exceeded")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) says the disk is full: OSError ENOSPC/EDQUOT, SQLite's SQLITE_FULL."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in _DISK_FULL_ERRNOS:
+            return True
+        if isinstance(cur, DiskFull) or any(t in str(cur).lower() for t in _DISK_FULL_TEXTS):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _free_bytes(folder: Path) -> int | None:
+    for candidate in (folder, *folder.parents):  # the folder itself may not exist yet
+        try:
+            return shutil.disk_usage(candidate).free
+        except OSError:
+            continue
+    return None
+
+
+def _human_bytes(n: int) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"

@@ -10,13 +10,16 @@ the registry, so a job interrupted by a restart is reported as failed, never for
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -24,12 +27,12 @@ import anyio.to_thread
 from pydantic import BaseModel
 
 from core.assets.paths import validate_job_id
-from core.assets.registry import JobRow, Registry
+from core.assets.job_store import JobRow, JobStore
 from core.config import scrub_secrets
-from core.errors import JobNotFound, OperationCancelled, YtapError
+from core.errors import DiskFull, JobNotFound, OperationCancelled, YtapError, is_disk_full
 from core.schemas import JobEnvelope, JobError
 
-__all__ = ["JobHandle", "JobRunner", "ProgressSink", "MAX_WAIT_S", "HEARTBEAT_S"]
+__all__ = ["JobHandle", "JobRunner", "ProgressSink", "MAX_WAIT_S", "HEARTBEAT_S", "JobCall", "job_call", "current_call"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,25 @@ _PERSIST_EVERY_S = 1.0
 _CANCEL_GRACE_S = 5.0
 
 ProgressSink = Callable[[float, str], Awaitable[None]]
+
+# The tool call a job comes from ({"tool": name, "arguments": {...}}): what a job backend that runs
+# jobs elsewhere (core.scaleout: Temporal workers) ships instead of the body, a closure no other
+# process can run. The MCP face sets it around every tool call; the in-process runner ignores it.
+JobCall = Mapping[str, Any]
+_CALL: contextvars.ContextVar[JobCall | None] = contextvars.ContextVar("ytap_job_call", default=None)
+
+
+@contextlib.contextmanager
+def job_call(tool: str, arguments: Mapping[str, Any]) -> Iterator[None]:
+    token = _CALL.set({"tool": tool, "arguments": dict(arguments)})
+    try:
+        yield
+    finally:
+        _CALL.reset(token)
+
+
+def current_call() -> JobCall | None:
+    return _CALL.get()
 
 
 @dataclass
@@ -53,7 +75,10 @@ class JobHandle:
     message: str = "queued"
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
-    _registry: Registry | None = None
+    # {key: value} the job's providers record as they go (a vendor's job id): persisted at once, read back
+    # by a run of the same job after its worker died (core.scaleout), so the vendor is not asked twice.
+    checkpoints: dict[str, Any] = field(default_factory=dict)
+    _store: JobStore | None = None
     _persisted_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -68,8 +93,19 @@ class JobHandle:
             persist = changed_msg or now - self._persisted_at >= _PERSIST_EVERY_S
             if persist:
                 self._persisted_at = now
-        if persist and self._registry is not None:
-            self._registry.update_job(self.job_id, progress=self.progress_value, message=self.message)
+        if persist and self._store is not None:
+            _persist(self._store, self.job_id, progress=self.progress_value, message=self.message)
+
+    def checkpoint(self, key: str, value: Any) -> None:
+        """Record ``value`` under ``key`` (None forgets it) before anything that can fail after it."""
+        with self._lock:
+            if value is None:
+                self.checkpoints.pop(key, None)
+            else:
+                self.checkpoints[key] = value
+            saved = dict(self.checkpoints)
+        if self._store is not None:
+            self._store.update(self.job_id, checkpoints=saved)
 
     def envelope(self) -> JobEnvelope[Any]:
         with self._lock:
@@ -99,8 +135,13 @@ def _scrub(value: Any, secrets: list[str]) -> Any:
 
 
 class JobRunner:
-    def __init__(self, registry: Registry, secret_values: Sequence[str] = ()) -> None:
-        self.registry = registry
+    """The job backend: this one runs jobs in this process (the default); core.scaleout's run them on
+    Temporal workers behind the same methods (submit, finished, envelope, cancel, wait, shutdown)."""
+
+    name = "in-process"
+
+    def __init__(self, store: JobStore, secret_values: Sequence[str] = ()) -> None:
+        self.store = store
         self._secrets = [s for s in secret_values if s]  # scrubbed from every failure before it is kept or shown
         self._handles: dict[str, JobHandle] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -109,7 +150,7 @@ class JobRunner:
         self._started = threading.Lock()
         self._closed = False
         self._finishers: dict[str, Callable[[BaseModel], None]] = {}
-        self.interrupted_at_start = registry.mark_interrupted_jobs()
+        self.interrupted_at_start = store.mark_interrupted()
 
     def add_finisher(self, name: str, fn: Callable[[BaseModel], None]) -> None:
         """Run ``fn(result)`` (one per ``name``: adding it again replaces it) in a worker thread after a job's body succeeds, before it reads as succeeded.
@@ -140,12 +181,12 @@ class JobRunner:
             assert self._loop is not None
             return self._loop
 
-    def shutdown(self, timeout_s: float = 10.0) -> None:
-        """Cancel running jobs (each records why) and stop the loop."""
+    def shutdown(self, timeout_s: float = 10.0, reason: str = "the server is shutting down") -> None:
+        """Cancel running jobs (each records ``reason``) and stop the loop."""
         self._closed = True
         for job_id, handle in list(self._handles.items()):
             if handle.status in ("queued", "running"):
-                self.cancel(job_id, reason="the server is shutting down")
+                self.cancel(job_id, reason=reason)
         if self._loop is not None:
             deadline = time.monotonic() + timeout_s
             while any(h.status in ("queued", "running") for h in self._handles.values()):
@@ -162,8 +203,8 @@ class JobRunner:
         if self._closed:
             raise YtapError("the server is shutting down; try again after it restarts")
         job_id = f"job_{secrets.token_hex(10)}"
-        self.registry.create_job(job_id, kind, workspace_id, video_id)
-        handle = JobHandle(job_id=job_id, kind=kind, _registry=self.registry)
+        self.store.create(job_id, kind, workspace_id, video_id)
+        handle = JobHandle(job_id=job_id, kind=kind, _store=self.store)
         self._handles[job_id] = handle
         loop = self._ensure_loop()
         fut: Future[None] = asyncio.run_coroutine_threadsafe(self._start(handle, body), loop)
@@ -174,8 +215,8 @@ class JobRunner:
                  message: str = "done") -> JobEnvelope[Any]:
         """A job that needed no work (a cache hit): recorded as succeeded, so job_status knows it too."""
         job_id = f"job_{secrets.token_hex(10)}"
-        row = self.registry.create_job(job_id, kind, workspace_id, video_id, result=result.model_dump(mode="json"),
-                                       message=message)
+        row = self.store.create(job_id, kind, workspace_id, video_id, result=result.model_dump(mode="json"),
+                                message=message)
         return _envelope_from_row(row)
 
     async def _start(self, handle: JobHandle, body: JobBody) -> None:
@@ -200,7 +241,13 @@ class JobRunner:
             # Providers scrub their own messages; this is the last line, for every other error's text.
             err = _scrub(err, self._secrets)
             self._set(handle, status="failed", message=err["message"][:300], error=err)
-        except Exception as exc:  # a bug: log it for the operator, tell the agent only that it happened
+        except Exception as exc:
+            if is_disk_full(exc):  # no bug: the agent is told which disk, and how much is left
+                log.warning("job %s (%s): %s: %s", handle.job_id, handle.kind, type(exc).__name__, exc)
+                full = DiskFull(Path(getattr(exc, "filename", None) or self.store.db_path).parent)
+                self._set(handle, status="failed", message=full.message[:300], error={**full.to_dict(), "attempts": []})
+                return
+            # a bug: log it for the operator, tell the agent only that it happened
             log.exception("job %s (%s) crashed", handle.job_id, handle.kind)
             self._set(
                 handle,
@@ -218,21 +265,25 @@ class JobRunner:
         with handle._lock:
             for key, value in fields.items():
                 setattr(handle, "progress_value" if key == "progress" else key, value)
-        db_fields = {k: v for k, v in fields.items()}
-        self.registry.update_job(handle.job_id, **db_fields)
+        if self._owns(handle.job_id):
+            _persist(self.store, handle.job_id, **fields)
+
+    def _owns(self, job_id: str) -> bool:
+        """Whether this backend still writes the job's row (a Temporal attempt given up does not)."""
+        return True
 
     def envelope(self, job_id: str) -> JobEnvelope[Any]:
         validate_job_id(job_id)
         handle = self._handles.get(job_id)
         if handle is not None:
             return handle.envelope()
-        return _envelope_from_row(self.registry.get_job(job_id))
+        return _envelope_from_row(self.store.get(job_id))
 
     def cancel(self, job_id: str, reason: str = "cancelled by the client") -> JobEnvelope[Any]:
         validate_job_id(job_id)
         handle = self._handles.get(job_id)
         if handle is None:
-            row = self.registry.get_job(job_id)
+            row = self.store.get(job_id)
             if row.status in ("queued", "running"):
                 raise JobNotFound(f"{job_id} is running in another ytap-mcp process (pid {row.owner_pid}); cancel it there")
             return _envelope_from_row(row)
@@ -267,6 +318,16 @@ class JobRunner:
             # Short naps first so a quick job answers at once; then the pace of progress updates.
             naps += 1
             await anyio.sleep(min(0.02 if naps < 25 else 0.2, max(0.0, deadline - time.monotonic())))
+
+
+def _persist(store: JobStore, job_id: str, **fields: Any) -> None:
+    """Write a job's state; on a full disk it stays in memory (what job_status reads here) and one line is logged."""
+    try:
+        store.update(job_id, **fields)
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        log.warning("job %s: state not saved, the disk is full: %s", job_id, exc)
 
 
 def _envelope_from_row(row: JobRow) -> JobEnvelope[Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-VENDOR_SDKS = ("openai", "elevenlabs", "google.genai", "google")
+VENDOR_SDKS = ("openai", "elevenlabs", "google.genai", "google", "replicate")
 
 
 def _imports(package: str) -> list[tuple[Path, str]]:
@@ -40,7 +40,7 @@ def test_layers_vendor_sdks_only_inside_core_providers() -> None:
     bad = []
     for package in ("core", "tools", "ytap_mcp"):
         for path, module in _imports(package):
-            if _top(module) in {"openai", "elevenlabs"} or module.startswith("google"):
+            if _top(module) in {"openai", "elevenlabs", "replicate"} or module.startswith("google"):
                 if path.parent != REPO / "core" / "providers":
                     bad.append((str(path.relative_to(REPO)), module))
     assert bad == []
@@ -82,3 +82,13 @@ def test_layers_only_config_reads_the_environment() -> None:
             if "os.environ" in text or "os.getenv" in text:
                 bad.append(str(path.relative_to(REPO)))
     assert bad == []
+
+
+def test_layers_every_package_folder_is_listed_in_pyproject() -> None:
+    """The packages are listed by hand (generic names): a new sub-package missing there is absent from a wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts) for pkg in ("core", "tools", "ytap_mcp")
+             for p in (REPO / pkg).rglob("*.py")}
+    assert found == listed

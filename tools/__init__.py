@@ -9,11 +9,13 @@ from tools.archive_video import archive_video
 from tools.assemble_video import assemble_video
 from tools.clone_voice import clone_voice
 from tools.delete_voice import delete_voice
+from tools.generate_music import generate_music
 from tools.generate_scene import generate_scene
 from tools.import_asset import import_asset
 from tools.jobs import cancel_job, job_status
 from tools.make_thumbnail import make_thumbnail
 from tools.provider_report import provider_report
+from tools.review_video import review_video
 from tools.synthesize_narration import synthesize_narration
 
 __all__ = ["TOOLS", "ToolInfo"]
@@ -23,6 +25,7 @@ TOOLS: tuple[ToolInfo, ...] = (
     ToolInfo(generate_scene, "Generate a scene clip", open_world=True, destructive=True),
     ToolInfo(synthesize_narration, "Synthesize the narration", open_world=True, destructive=True),
     ToolInfo(make_thumbnail, "Make the thumbnail", open_world=True, destructive=True),
+    ToolInfo(generate_music, "Generate the background music", open_world=True, destructive=True),
     ToolInfo(assemble_video, "Assemble the final video", destructive=True, idempotent=True),
     ToolInfo(provider_report, "Provider and cost report", read_only=True, idempotent=True),
     ToolInfo(import_asset, "Import a file of the user's", destructive=True, idempotent=True),
@@ -32,4 +35,6 @@ TOOLS: tuple[ToolInfo, ...] = (
     # A clone lives in the vendor's account (open world); cloning adds a voice, deleting removes one for good.
     ToolInfo(clone_voice, "Clone a voice from a recording", open_world=True),
     ToolInfo(delete_voice, "Delete a cloned voice", open_world=True, destructive=True, idempotent=True),
+    # Reads the video; the preview pictures it writes under previews/ are derived, made once per asset.
+    ToolInfo(review_video, "Storyboard", read_only=True, idempotent=True),
 )

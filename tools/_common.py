@@ -15,59 +15,17 @@ from core.schemas import ID_PATTERN, JobEnvelope
 
 __all__ = [
     "ToolInfo",
-    "WorkspaceId",
-    "VideoId",
-    "ProviderIds",
     "WaitSeconds",
+    "VoiceName",
     "run_job",
     "finished_job",
-    "Fresh",
     "ProgressSink",
-    "VoiceName",
 ]
 
-WorkspaceId = Annotated[
-    str,
-    Field(
-        description="Workspace: a folder of videos. 1-64 chars of a-z, 0-9, '_' or '-'.",
-        pattern=ID_PATTERN,
-        max_length=64,
-    ),
-]
-VideoId = Annotated[
-    str,
-    Field(
-        description="The video being produced, e.g. 'lighthouses-explained'. 1-64 chars of a-z, 0-9, '_' or '-'.",
-        pattern=ID_PATTERN,
-        max_length=64,
-    ),
-]
-VoiceName = Annotated[
-    str,
-    Field(
-        description="A voice of the workspace made with clone_voice, e.g. 'host' or 'ana-narrator': what "
-        "synthesize_narration's voice takes. 1-64 chars of a-z, 0-9, '_' or '-'.",
-        pattern=ID_PATTERN,
-        max_length=64,
-    ),
-]
-ProviderIds = Annotated[
-    list[str],
-    Field(
-        description="Provider ids to try in order (e.g. ['local:placeholder']), overriding the default chain. "
-        "Empty: the configured chain. provider_report lists the known ids.",
-        max_length=10,
-    ),
-]
-WaitSeconds = Annotated[
-    float,
-    Field(
-        description="How long to wait for the job before returning its envelope (0-50 s). If it is still "
-        "running, poll job_status with the job_id.",
-        ge=0,
-        le=50,
-    ),
-]
+# The job protocol's one parameter; the request-backed parameters are declared in core.schemas.
+WaitSeconds = Annotated[float, Field(20.0, description="Seconds to wait before returning the job envelope.",
+                                     ge=0, le=50)]
+VoiceName = Annotated[str, Field(description="A workspace voice, e.g. 'host'.", pattern=ID_PATTERN)]
 
 
 @dataclass(frozen=True)
@@ -87,12 +45,6 @@ class ToolInfo:
 
 
 R = TypeVar("R", bound=BaseModel)
-
-Fresh = Annotated[
-    bool,
-    Field(description="Regenerate even if an identical request (same providers, prompt and parameters) already "
-          "made an asset; false returns that asset at once with cached=true, at no cost."),
-]
 
 
 def finished_job(rt: Runtime, kind: str, result: R, *, workspace_id: str, video_id: str) -> JobEnvelope[R]:

@@ -8,7 +8,8 @@ from pydantic import Field
 from core.runtime import Runtime
 from core.services.storage import DEFAULT_KEEP, ArchiveKeep, ArchiveResult
 from core.services.storage import archive_video as archive_video_service
-from tools._common import ProgressSink, VideoId, WorkspaceId
+from core.schemas import VideoId, WorkspaceId, default_of
+from tools._common import ProgressSink
 
 
 async def archive_video(
@@ -16,19 +17,17 @@ async def archive_video(
     progress: ProgressSink | None,
     video_id: VideoId,
     *,
-    workspace_id: WorkspaceId = "default",
+    workspace_id: WorkspaceId = default_of(WorkspaceId),
     keep: Annotated[
         list[ArchiveKeep],
-        Field(description="What stays in place besides manifest.json: final_video (with its .srt/.webm), thumbnail, "
-              "narration, scenes, music. Everything else in the video's folder is archived.", max_length=5),
+        Field(description="What stays in place (final_video with its .srt and .webm).", max_length=5),
     ] = DEFAULT_KEEP,
     intermediates: Annotated[
         Literal["zip", "drop"],
-        Field(description="zip: pack the archived files into archive/intermediates-<time>.zip (read back and checked "
-              "before anything is removed); drop: delete them."),
+        Field(description="zip: into archive/, checked before anything is removed; drop: delete."),
     ] = "zip",
 ) -> ArchiveResult:
-    """Archive a finished video to free space: keep the final video, thumbnail and manifest (and whatever keep lists), zip or drop the intermediates (scenes, narration, music), and record every archived file with its SHA-256 in archive.json. Refused while a job of the video is running. The cost and provenance record (provider_report) is kept; the archived assets show there as archived, with the zip that holds them."""
+    """Free a finished video's space: keep the final video, thumbnail, manifest and `keep`; zip or drop the rest. Refused while a job of the video runs."""
     if progress is not None:
         await progress(0.0, f"archiving {workspace_id}/{video_id}")
     return await anyio.to_thread.run_sync(

@@ -5,9 +5,9 @@ from typing import Annotated
 from pydantic import Field
 
 from core.runtime import Runtime
-from core.schemas import JobEnvelope, VoiceResult
+from core.schemas import JobEnvelope, VideoId, VoiceResult, WorkspaceId, default_of
 from core.services import voices
-from tools._common import ProgressSink, VideoId, VoiceName, WaitSeconds, WorkspaceId, run_job
+from tools._common import ProgressSink, VoiceName, WaitSeconds, run_job
 
 
 async def clone_voice(
@@ -15,22 +15,17 @@ async def clone_voice(
     progress: ProgressSink | None,
     video_id: VideoId,
     name: VoiceName,
-    sample: Annotated[str, Field(description="The recording of the speaker: a ytap:// uri or a path inside the "
-                                 "video's folder of an audio asset, typically a voiceover imported with import_asset "
-                                 "kind=narration (audio/narration.wav). One speaker, no music; a minute or two is "
-                                 "best, the first 3 minutes are used.", min_length=1, max_length=1000)],
-    consent: Annotated[bool, Field(description="True only when the person whose voice is in the sample has agreed "
-                                   "to it being cloned (their own voice, or one the user has the rights to). False "
-                                   "is refused.")],
+    sample: Annotated[str, Field(description="An audio file of the video (e.g. an imported voiceover): one speaker, no "
+                                 "music, 1-3 minutes.", min_length=1, max_length=1000)],
+    consent: Annotated[bool, Field(description="True only once the speaker has agreed to it.")],
     *,
-    workspace_id: WorkspaceId = "default",
-    description: Annotated[str, Field(description="A note kept with the voice (who it is, the tone). Empty: none.",
+    workspace_id: WorkspaceId = default_of(WorkspaceId),
+    description: Annotated[str, Field(description="A note kept with the voice.",
                                       max_length=500)] = "",
-    remove_background_noise: Annotated[bool, Field(description="Let ElevenLabs remove background noise from the "
-                                                   "sample first (can make a clean recording sound worse).")] = False,
-    wait_seconds: WaitSeconds = 20.0,
+    remove_background_noise: Annotated[bool, Field(description="Denoise the sample first.")] = False,
+    wait_seconds: WaitSeconds = default_of(WaitSeconds),
 ) -> JobEnvelope[VoiceResult]:
-    """Clone the voice of the speaker in a recording of the video (an ElevenLabs instant voice clone, needs ELEVENLABS_API_KEY on a plan with voice cloning) and keep it in the workspace under a name; synthesize_narration(voice=<name>) then speaks with it, provider_report lists it, delete_voice removes it. Consent: clone a voice only with the permission of the person it belongs to; set consent=true only once they have agreed. Returns a job envelope: poll job_status while it runs."""
+    """Clone a voice from a recording of the video (ElevenLabs instant clone) under a name synthesize_narration's voice takes. Only with the speaker's permission."""
     plan = voices.prepare_clone(rt, workspace_id, video_id, name, sample, consent, description or None,
                                 remove_background_noise=remove_background_noise)
     return await run_job(

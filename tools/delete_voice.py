@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from core.runtime import Runtime
-from core.schemas import DeleteVoiceResult
+from core.schemas import DeleteVoiceResult, WorkspaceId, default_of
 from core.services import voices
-from tools._common import ProgressSink, VoiceName, WorkspaceId
+from tools._common import ProgressSink, VoiceName
 
 
 async def delete_voice(
@@ -11,9 +11,9 @@ async def delete_voice(
     progress: ProgressSink | None,
     name: VoiceName,
     *,
-    workspace_id: WorkspaceId = "default",
+    workspace_id: WorkspaceId = default_of(WorkspaceId),
 ) -> DeleteVoiceResult:
-    """Delete a voice made with clone_voice: first from the ElevenLabs account that holds it, then from the workspace (if ElevenLabs no longer has it, the entry is removed all the same and the result says so). Narrations already made keep their audio; asking for the voice afterwards is refused."""
+    """Delete a clone_voice voice from ElevenLabs and the workspace; narrations already made keep their audio."""
     if progress is not None:
         await progress(0.0, f"deleting voice {name!r} of workspace {workspace_id!r}")
     return await voices.delete_voice(rt, workspace_id, name)

@@ -8,7 +8,7 @@ from core.runtime import Runtime
 from core.schemas import JobEnvelope
 from tools._common import ProgressSink
 
-JobId = Annotated[str, Field(description="The job_id from a job envelope, e.g. 'job_3f2a...'.",
+JobId = Annotated[str, Field(description="A job envelope's job_id.",
                              pattern=r"^job_[a-f0-9]{16,32}$")]
 
 
@@ -17,13 +17,13 @@ async def job_status(
     progress: ProgressSink | None,
     job_id: JobId,
     *,
-    wait_seconds: Annotated[float, Field(description="Wait up to this long (0-50 s) for the job to finish.",
+    wait_seconds: Annotated[float, Field(description="Seconds to wait for the job to end.",
                                          ge=0, le=50)] = 0.0,
 ) -> JobEnvelope[dict[str, Any]]:
-    """The current envelope of a job (status, progress, message, and the result or error once it has ended); optionally wait for it to finish."""
+    """A job's envelope (status, progress, message; the result or error once ended). Poll while queued or running."""
     return await rt.jobs.wait(job_id, wait_seconds, progress)
 
 
 async def cancel_job(rt: Runtime, progress: ProgressSink | None, job_id: JobId) -> JobEnvelope[dict[str, Any]]:
-    """Cancel a queued or running job; the partial file is removed. Returns the job's envelope (already-ended jobs are left as they are)."""
+    """Cancel a queued or running job; its partial file is removed."""
     return rt.jobs.cancel(job_id)

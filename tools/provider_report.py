@@ -5,18 +5,18 @@ from typing import Annotated
 from pydantic import Field
 
 from core.runtime import Runtime
-from core.schemas import ProviderReport
+from core.schemas import ID_PATTERN, ProviderReport, WorkspaceId, default_of
 from core.services.tracking import provider_report as provider_report_service
-from tools._common import ProgressSink, WorkspaceId
+from tools._common import ProgressSink
 
 
 async def provider_report(
     rt: Runtime,
     progress: ProgressSink | None,
     *,
-    workspace_id: WorkspaceId = "default",
-    video_id: Annotated[str, Field(description="One video's report. Empty: every video of the workspace.",
+    workspace_id: WorkspaceId = default_of(WorkspaceId),
+    video_id: Annotated[str, Field(description="Empty: every video.",
                                    pattern=r"^([a-z0-9][a-z0-9_-]{0,63})?$", max_length=64)] = "",
 ) -> ProviderReport:
-    """Which providers are configured (and why not), their calls, failures and cost; every asset with the provider and model that made it, every attempt, and its state (ok, damaged, missing, archived; an asset that is not ok says what to do); totals by provider, capability and video."""
+    """Providers (configured or not, why), calls, failures, cost; each asset's maker, attempts and state; totals; voices."""
     return provider_report_service(rt, workspace_id, video_id or None)

@@ -3,6 +3,9 @@
 The server is started as a subprocess over stdio with the official client; three scenes,
 the narration by segments, the thumbnail and the assembly are requested as jobs and
 polled, with progress shown; the files and the provider report are printed at the end.
+The narration is made first and each scene lasts as long as its sentence is heard. With no
+key every scene is a title card; ``--providers`` names a video provider per scene
+(in turn), e.g. stills in motion for two scenes and a card between them: a mixed video.
 """
 
 from __future__ import annotations
@@ -35,7 +38,20 @@ DEMO_SCENES: list[tuple[str, str]] = [
         "Each lighthouse flashes its own pattern, so a captain knows exactly where the ship is.",
     ),
 ]
-_SCENE_SECONDS = 5.0
+_MIN_SCENE_SECONDS = 1.0  # generate_scene's least duration_s
+# The bed 2 dB under the narration where she pauses; the ducking takes about 10 dB more while she speaks,
+# so the music sits about 12 dB under the voice (benchmarks/music.py measures it on the mix). The
+# default (-12) puts it about 22 dB under: barely there under a narration that hardly pauses.
+DEMO_MUSIC_VOLUME_DB = -2.0
+
+
+def scene_seconds(narration: dict[str, Any]) -> list[float]:
+    """Each scene's length from the narration's timings: from its segment's start (the first from 0) to the
+    next segment's start, the last to the narration's end. A pause between sentences stays on the scene before."""
+    segments = narration["segments"]
+    starts = [0.0] + [seg["start_s"] for seg in segments[1:]]
+    ends = starts[1:] + [narration["duration_s"]]
+    return [max(_MIN_SCENE_SECONDS, round(end - start, 3)) for start, end in zip(starts, ends, strict=True)]
 
 
 class DemoFailed(RuntimeError):
@@ -74,7 +90,7 @@ def _structured(result: Any, name: str) -> dict[str, Any]:
     return result.structured_content
 
 
-async def run_demo(home: Path, video_id: str = "ytap-demo") -> int:
+async def run_demo(home: Path, video_id: str = "ytap-demo", scene_providers: list[str] | None = None) -> int:
     t0 = time.monotonic()
     # The server's own log (stderr) would drown the demo's progress lines; warnings still show.
     env = {"YTAP_LOG_LEVEL": "WARNING"} | passthrough_env() | {"YTAP_HOME": str(home)}
@@ -85,21 +101,29 @@ async def run_demo(home: Path, video_id: str = "ytap-demo") -> int:
         async with Client(params) as client:
             tools = await client.list_tools()
             _say(f"  connected; {len(tools.tools)} tools: {', '.join(t.name for t in tools.tools)}")
-            for i, (prompt, _) in enumerate(DEMO_SCENES, 1):
-                await _call(
-                    client,
-                    t0,
-                    "generate_scene",
-                    {"video_id": video_id, "scene_index": i, "prompt": prompt, "duration_s": _SCENE_SECONDS,
-                     "wait_seconds": 30},
-                    f"scene {i}",
-                )
-            await _call(
+            # The narration first: each scene then lasts as long as its sentence is heard, so the words
+            # play over the picture they describe.
+            narration = await _call(
                 client,
                 t0,
                 "synthesize_narration",
                 {"video_id": video_id, "segments": [text for _, text in DEMO_SCENES], "wait_seconds": 30},
                 "narration",
+            )
+            seconds = scene_seconds(narration)
+            for i, (prompt, _) in enumerate(DEMO_SCENES, 1):
+                scene = {"video_id": video_id, "scene_index": i, "prompt": prompt, "duration_s": seconds[i - 1],
+                         "wait_seconds": 30}
+                if scene_providers:
+                    scene["providers"] = [scene_providers[(i - 1) % len(scene_providers)]]
+                await _call(client, t0, "generate_scene", scene, f"scene {i}")
+            bed = await _call(
+                client,
+                t0,
+                "generate_music",
+                {"video_id": video_id, "mood": "calm, hopeful", "duration_s": max(5.0, round(sum(seconds), 2)),
+                 "wait_seconds": 30},
+                "music",
             )
             thumb = await _call(
                 client,
@@ -108,7 +132,8 @@ async def run_demo(home: Path, video_id: str = "ytap-demo") -> int:
                 {"video_id": video_id, "title": DEMO_TITLE, "subtitle": "Explained in 15 seconds", "wait_seconds": 30},
                 "thumbnail",
             )
-            final = await _call(client, t0, "assemble_video", {"video_id": video_id, "wait_seconds": 45}, "assembly")
+            final = await _call(client, t0, "assemble_video", {"video_id": video_id, "wait_seconds": 45,
+                                                               "music_volume_db": DEMO_MUSIC_VOLUME_DB}, "assembly")
             report = await client.call_tool("provider_report", {"video_id": video_id})
             report_data = _structured(report, "provider_report")
     except DemoFailed as exc:
@@ -118,6 +143,8 @@ async def run_demo(home: Path, video_id: str = "ytap-demo") -> int:
     props = final["properties"]
     _say("\nDone in %.1f s." % (time.monotonic() - t0))
     _say(f"  final video : {final['path']}")
+    _say(f"  music       : {bed['path']} ({bed['provider']}, {bed['integrated_lufs']:.1f} LUFS, "
+         f"{'loops seamlessly' if bed['loops_seamlessly'] else 'does not loop cleanly'}; ducked under the narration)")
     _say(
         f"                {props['video_codec']} {props['profile']} {props['pix_fmt']} {props['width']}x{props['height']}"
         f" {props['fps']:g} fps, {props['audio_codec']} {props['sample_rate']} Hz {props['channels']} ch,"

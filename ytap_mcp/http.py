@@ -11,9 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
@@ -91,9 +92,18 @@ async def serve_http(server: Any, transport: str, *, host: str, port: int, token
                      allowed_hosts: Sequence[str] = (), log_level: str = "warning") -> None:
     import uvicorn
 
+    class _Server(uvicorn.Server):
+        # `ytap-mcp serve` handles SIGTERM/SIGINT itself (cli.py): jobs cancelled, children
+        # killed, out within 2 s. uvicorn's graceful wait for open requests (a job_status
+        # long-poll lasts up to 50 s) would hold the process, then re-raise the signal.
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
     app = build_http_app(server, transport, host=host, token=token, allowed_hosts=allowed_hosts)
     # Keep-alive longer than the SDK client's pool (5 s): equal timeouts race, and a polling agent
     # would now and then send on a connection the server has just closed.
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(), lifespan="on",
                             timeout_keep_alive=75)
-    await uvicorn.Server(config).serve()
+    await _Server(config).serve()
+

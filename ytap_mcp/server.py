@@ -23,6 +23,7 @@ import anyio.to_thread
 import pydantic
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp.shared.exceptions import MCPError
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp_types import INVALID_PARAMS, CallToolResult, ImageContent, ResourceLink, TextContent, ToolAnnotations
@@ -32,8 +33,12 @@ import tools
 from core.assets import parse_uri
 from core.config import Settings, scrub_secrets
 from core.errors import InputError, YtapError
+from core.jobs import job_call
 from core.runtime import Runtime
 from tools import ToolInfo
+from ytap_mcp.apps import StoryboardApps, apps_tools_list_middleware
+from ytap_mcp.tasks import TasksExtension
+from ytap_mcp.tool_schemas import lean_input_schema, lean_output_schema, structured
 
 __all__ = ["build_server", "INSTRUCTIONS", "SERVER_NAME"]
 
@@ -44,7 +49,10 @@ INSTRUCTIONS = (
     "Produce a YouTube video step by step: generate_scene for each scene, synthesize_narration with one segment per "
     "scene, make_thumbnail, then assemble_video; provider_report tells who made what and what it cost. "
     "Generating tools return a job envelope after at most wait_seconds: while its status is queued or running, call "
-    "job_status with its job_id (wait_seconds up to 50) until it is succeeded, failed or cancelled."
+    "job_status with its job_id (wait_seconds up to 50) until it is succeeded, failed or cancelled. "
+    "Shared parameters: video_id names the video (e.g. 'lighthouses'), workspace_id a folder of videos; providers "
+    "lists provider ids to try in order instead of the default chain; fresh=true regenerates even when an identical "
+    "request is cached; wait_seconds is how long a call waits before returning the job envelope."
 )
 _MAX_INLINE_RESOURCE_BYTES = 50 * 1024 * 1024
 
@@ -61,6 +69,8 @@ class YtapServer(MCPServer[Any]):
         # Nothing outside the video's real folder is read: ids are validated, the folder must not be a
         # link out of the root, the file is resolved and confined, symlinks and .part files are not served.
         text = str(uri)
+        if text.startswith("ui://"):  # the MCP Apps documents (ytap_mcp.apps), registered as static resources
+            return await super().read_resource(uri, context)
         try:
             parsed = parse_uri(text)
             if parsed.job_id:
@@ -150,14 +160,27 @@ class YtapServer(MCPServer[Any]):
         return out
 
 
-def _annotations(info: ToolInfo) -> ToolAnnotations:
-    return ToolAnnotations(
-        title=info.title,
-        read_only_hint=info.read_only,
-        destructive_hint=info.destructive if not info.read_only else False,
-        idempotent_hint=info.idempotent,
-        open_world_hint=info.open_world,
+def _annotations(info: ToolInfo) -> ToolAnnotations | None:
+    """The hints that differ from the spec's defaults (not read-only, destructive, not idempotent, open world);
+    the title is the tool's own."""
+    hints = ToolAnnotations(
+        read_only_hint=info.read_only or None,
+        # Meaningful only for a tool that writes.
+        destructive_hint=None if info.destructive or info.read_only else False,
+        idempotent_hint=info.idempotent or None,
+        open_world_hint=None if info.open_world else False,
     )
+    return hints if hints.model_dump(exclude_none=True) else None
+
+
+def _tool(runtime: Runtime, info: ToolInfo) -> Tool:
+    """One tool as tools/list shows it: the SDK's schemas, leaned (ytap_mcp.tool_schemas)."""
+    tool = Tool.from_function(_wrap(runtime, info), name=info.name, title=info.title,
+                              annotations=_annotations(info), structured_output=True)
+    tool.parameters = lean_input_schema(tool.parameters)
+    # Read live by the SDK; the result is still validated against the return type's model.
+    tool.fn_metadata.output_schema = lean_output_schema(tool.fn_metadata.output_schema)
+    return tool
 
 
 def _wrap(runtime: Runtime, info: ToolInfo) -> Any:
@@ -177,7 +200,8 @@ def _wrap(runtime: Runtime, info: ToolInfo) -> Any:
             await ctx.report_progress(last, 1.0, message)
 
         try:
-            result = await fn(runtime, progress, **kwargs)
+            with job_call(info.name, kwargs):  # what a Temporal worker replays (core.scaleout)
+                result = await fn(runtime, progress, **kwargs)
             return await _with_previews(runtime, result)
         except YtapError as exc:
             raise ToolError(_error_text(runtime, f"[{exc.code}] {exc.message}")) from None
@@ -241,19 +265,19 @@ def _prewarm_preview(runtime: Runtime, result: Any) -> None:
 
 
 async def _with_previews(runtime: Runtime, result: Any) -> Any:
-    """A finished asset's result, plus resource links and a small inline preview image.
+    """A tool's result as sent: its structured content (:func:`structured`: no empty optional fields), the same
+    as JSON text, and for a finished asset resource links and a small inline preview image.
 
-    The structured content stays the typed envelope; the content blocks add what a
-    multimodal agent can look at (a downscaled thumbnail, a contact sheet of the scenes)
-    and links to the files. Never whole media: every response stays well under 1 MiB.
+    The content blocks add what a multimodal agent can look at (a downscaled thumbnail, a contact
+    sheet of the scenes) and links to the files. Never whole media: every response stays well under 1 MiB.
     """
-    if not isinstance(result, pydantic.BaseModel) or getattr(result, "status", None) != "succeeded":
+    if not isinstance(result, pydantic.BaseModel):
         return result
-    data = result.model_dump(mode="json")
-    asset = data.get("result") or {}
-    if asset.get("kind") not in (*_PREVIEW_KINDS, "narration", "music", "image", "font"):
-        return result
+    data = structured(result)
     blocks: list[Any] = [TextContent(type="text", text=json.dumps(data))]
+    asset = (data.get("result") or {}) if data.get("status") == "succeeded" else {}
+    if asset.get("kind") not in (*_PREVIEW_KINDS, "narration", "music", "image", "font"):
+        return CallToolResult(content=blocks, structured_content=data)
     blocks.append(ResourceLink(type="resource_link", uri=asset["uri"], name=Path(asset["path"]).name,
                                mime_type=mimetypes.guess_type(asset["path"])[0], size=asset.get("bytes")))
     if asset.get("srt_uri"):
@@ -303,12 +327,20 @@ Target length: about {mins:g} minute(s), aspect ratio {aspect_ratio}. Use video_
 
 1. Write a script of {scenes} scenes of about 8 s each: for every scene, one narration sentence or two
    (about 20 words) and a visual prompt (subject, action, setting, camera, mood).
-2. For each scene i = 1..{scenes}: call generate_scene(video_id, scene_index=i, prompt=..., duration_s=8,
+2. Budget first: call provider_report() and read each configured video provider's tier and
+   scene_8s_usd. Estimate the cost of {scenes} scenes, tell the user, and keep within their budget:
+   AI video (tier ai_video, dollars per scene) for a few hero shots, stills in motion (motion:*, cents
+   per scene) for the rest, by passing providers=[...] per scene.
+3. Call synthesize_narration(video_id, segments=[one string per scene, in order]) first: its result's
+   segments give each sentence's start_s. Scene i lasts from segment i's start (scene 1 from 0) to segment
+   i+1's start (the last to the narration's duration_s), so each sentence plays over its own picture.
+   For each scene i = 1..{scenes}: call generate_scene(video_id, scene_index=i, prompt=..., duration_s=<that>,
    aspect_ratio="{aspect_ratio}"). You may start them all before polling any.
-3. Call synthesize_narration(video_id, segments=[one string per scene, in order]).
-4. Call make_thumbnail(video_id, title=<2-6 punchy words>, subtitle=<optional>).
-5. Call assemble_video(video_id, aspect_ratio="{aspect_ratio}").
-6. Call provider_report(video_id=...) and tell the user where final_video.mp4 and thumbnail.jpg are,
+4. Call generate_music(video_id, mood=<2-5 mood words, e.g. "calm, hopeful"; no artist names>,
+   duration_s={min(600, max(5, round(mins * 60)))}).
+5. Call make_thumbnail(video_id, title=<2-6 punchy words>, subtitle=<optional>).
+6. Call assemble_video(video_id, aspect_ratio="{aspect_ratio}") (it mixes the music under the narration).
+7. Call provider_report(video_id=...) and tell the user where final_video.mp4 and thumbnail.jpg are,
    which providers made what, and the total cost.
 
 Job protocol: every generating tool returns a job envelope {{job_id, status, progress, message, result, error}}.
@@ -334,16 +366,14 @@ def build_server(settings: Settings | None = None, *, runtime: Runtime | None = 
         instructions=INSTRUCTIONS,
         version=ver,
         log_level=typing.cast(Any, runtime.settings.log_level),
+        # The MCP tasks extension: job tools answered as tasks for clients that declare it.
+        extensions=[TasksExtension(runtime, tools.TOOLS, lambda envelope: _with_previews(runtime, envelope)),
+                    # MCP Apps: the storyboard, opened only by clients that declare the extension.
+                    StoryboardApps()],
+        tools=[_tool(runtime, info) for info in tools.TOOLS],
     )
+    server.middleware.append(apps_tools_list_middleware)
     runtime.jobs.add_finisher("preview", lambda result: _prewarm_preview(runtime, result))
-    for info in tools.TOOLS:
-        server.add_tool(
-            _wrap(runtime, info),
-            name=info.name,
-            title=info.title,
-            annotations=_annotations(info),
-            structured_output=True,
-        )
     _add_templates(server)
     server.prompt(
         name="produce_video",

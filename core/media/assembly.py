@@ -1,49 +1,32 @@
 """Assembly: scenes + narration (+ music, captions, overlays, watermark) -> one MP4 in one encode pass.
 
-Spec -> timeline -> filter graph -> argv -> run (HOUSE.md):
+Spec -> timeline -> filter graphs -> argv -> runs (HOUSE.md):
 
-* :func:`build_timeline` (core.media.timeline) turns probed scenes into a frozen :class:`Timeline`: every scene
-  snapped to the output frame grid (integer frames, integer-millisecond offsets),
-  explicit per-boundary crossfade overlaps, the last-frame hold that keeps the narration
-  from being cut off, the exact audio length, what is drawn (an ASS document of captions
-  and overlays, a watermark) and the audio sources. Pure: no ffmpeg, no I/O.
-* :func:`level_audio` (core.media.mix, with the audio graph) measures the audio (audio-only ffmpeg runs to ``-f null``, cheap:
-  no video is decoded) and returns the timeline with its :class:`AudioLevels`: each
-  source levelled against the narration, then one gain that puts the finished mix on the
-  loudness target, and a true-peak limiter only where the ceiling would otherwise force
-  the loudness down.
-* :func:`build_argv` turns a timeline into one ffmpeg argument list holding a single
-  ``-filter_complex`` graph, built as data with ffmpeg-python (which never runs anything
-  here)::
-
-      scene i ─ trim ─ fps ─ fit (contain | cover | blur) ─ exact frames ┐
-      (presenter: chroma-keyed clip over its background scene)           ├ concat | xfade ─ hold ─ watermark ─ ass ─ video_post ─ BT.709 tags ─ encoder
-      ...                                                                ┘
-      narration ─ level ─ asplit ─────────────────────────────────────────┐
-      music (looped) ─ trim ─ fades ─ level ─ sidechaincompress(narration) ┼ amix ─ gain ─ [true-peak limiter] ─ audio_post ─ exact samples ─ AAC
-      scene i audio ─ trim ─ crossfade fades ─ level ─ adelay(start) ─────┘
-
-  When every scene already is the target format and nothing is drawn, the video is
+* :func:`core.media.timeline.build_timeline` turns probed scenes into a frozen
+  :class:`~core.media.timeline.Timeline`: every scene snapped to the output frame grid,
+  explicit crossfade overlaps, the last-frame hold that keeps the narration from being cut
+  off, the exact audio length, what is drawn and the audio sources. Pure: no ffmpeg, no I/O.
+* :func:`core.media.mix.level_audio` measures the audio (audio-only runs) and returns the
+  timeline with its levels; :func:`core.media.mix.audio_graph` is the mix as data.
+* :func:`core.media.videograph.video_graph` is the picture as data.
+* Here, the argument lists (:func:`build_video_argv`, :func:`build_audio_argv`,
+  :func:`build_copy_video_argv`, :func:`build_mux_argv`) and :func:`assemble`, which runs
+  them: the video encode beside the audio's measuring and encoding, then one stream-copy
+  mux. When every scene already is the target format and nothing is drawn, the video is
   stream-copied (concat demuxer) and only the audio is encoded.
-* :func:`render` runs it through :func:`core.media.ffmpeg.run_ffmpeg`;
-  :func:`render_with_fallback` tries a hardware encoder first and falls back to libx264
-  when it fails.
 
-This module holds the video graph, the argument lists and the runs; it re-exports the
-timeline's and the mix's public names, so callers import everything assembly from here.
-
-Output settings follow DESIGN.md §6 (YouTube's recommended upload settings): H.264 High
-yuv420p, closed GOP of half the frame rate, 2 B-frames, CRF capped by the bitrate table's
-maxrate, BT.709, AAC-LC 48 kHz stereo at 384 kb/s, ``+faststart``.
+Output settings follow DESIGN.md §6 (core.media.formats; YouTube's recommended upload
+settings): H.264 High yuv420p, closed GOP of half the frame rate, 2 B-frames, CRF capped by
+the bitrate table's maxrate, BT.709, AAC-LC 48 kHz stereo at 384 kb/s, ``+faststart``.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,81 +36,28 @@ import ffmpeg
 
 from core.errors import InputError, MediaError, OperationCancelled
 from core.media.encoders import LIBX264, VideoEncoder
-from core.media.ffmpeg import ProgressCallback, run_ffmpeg
-from core.media.filtergraph import apply_steps, input_node, num
-from core.media.fonts import FONT_DIR
-from core.media.mix import (
-    LIMITER_CEILING_DBTP,
-    audio_graph,
-    finish_levels,
-    level_audio,
-    measure_loudness,
-    plan_levels,
-)
-from core.media.probe import MediaInfo, probe
-from core.media.timeline import (
-    AUDIO_SAMPLE_RATE,
-    DEFAULT_TAIL_S,
-    AudioLevels,
-    Background,
-    ChromaKey,
-    FilterStep,
-    Loudness,
-    MixSettings,
-    MusicInput,
-    NarrationInput,
-    SceneInput,
-    Timeline,
-    TimelineScene,
-    Watermark,
-    build_timeline,
-    frames_for,
-    silent_aac_track,
-    stream_copy_blockers,
-)
+from core.media.ffmpeg import ProgressCallback, requires, run_ffmpeg
+from core.media.filtergraph import num
+from core.media.formats import AUDIO_CHANNELS, AUDIO_SAMPLE_RATE, BT709_OUTPUT_OPTIONS, FINAL_AUDIO_BITRATE
+from core.media import chunks
+from core.media.mix import audio_graph, level_audio, measure_loudness
+from core.media.timeline import Loudness, Timeline
+from core.media.videograph import video_graph
 from core.media.youtube import max_bitrate_kbps
 
 __all__ = [
-    "SceneInput",
-    "NarrationInput",
-    "MusicInput",
-    "Watermark",
-    "ChromaKey",
-    "FilterStep",
-    "MixSettings",
-    "AudioLevels",
-    "Loudness",
-    "Background",
-    "TimelineScene",
-    "Timeline",
-    "build_timeline",
-    "stream_copy_blockers",
-    "build_argv",
-    "concat_list_text",
-    "level_audio",
-    "plan_levels",
-    "finish_levels",
-    "measure_loudness",
-    "render",
-    "render_with_fallback",
-    "EncoderFailure",
     "assemble",
     "Assembled",
+    "EncoderFailure",
     "build_video_argv",
     "build_audio_argv",
-    "build_mux_argv",
     "build_copy_video_argv",
-    "silent_aac_track",
-    "AUDIO_OPTIONS",
+    "build_mux_argv",
+    "concat_list_text",
     "describe_encode",
-    "frames_for",
+    "AUDIO_OPTIONS",
     "DEFAULT_PRESET",
     "DEFAULT_CRF",
-    "DEFAULT_TAIL_S",
-    "AUDIO_SAMPLE_RATE",
-    "AUDIO_BITRATE",
-    "ENCODER",
-    "LIMITER_CEILING_DBTP",
 ]
 
 log = logging.getLogger(__name__)
@@ -138,248 +68,20 @@ DEFAULT_PRESET = "veryfast"
 
 DEFAULT_CRF = 20
 
-AUDIO_BITRATE = "384k"
+# BT.709 written into the SPS (metadata only, no re-encode): untagged sources of the
+# stream-copy path get the tags; tagged ones are rewritten with the same values.
+# What the argv below asks of ffmpeg (checked when the build is chosen; the graph's filters
+# are declared in core.media.videograph, the mix's in core.media.mix).
+requires(
+    encoders=("libx264", "aac", "libvpx-vp9", "libopus", "pcm_f32le"),
+    bsfs=("h264_metadata",),
+    cli=("filter_complex_threads",),
+)
 
-ENCODER = LIBX264.name
+_BT709_SPS = ("h264_metadata=video_full_range_flag=0:colour_primaries=1:transfer_characteristics=1:"
+              "matrix_coefficients=1")
 
-# --------------------------------------------------------------------------- graph: video
-
-
-
-@dataclass(frozen=True)
-class _Clip:
-    """What the video chain needs to know of one source."""
-
-    source_fps: float
-    width: int
-    height: int
-    sar: float
-    color_matrix: str
-    in_ms: int = 0
-
-
-def _scale(v: Any, clip: _Clip, w: int | str, h: int | str, *, fit: str | None, fast: bool = False) -> Any:
-    kwargs: dict[str, Any] = {
-        "w": w,
-        "h": h,
-        # reset_sar honours anamorphic sources; even sizes for 4:2:0.
-        "force_divisible_by": 2,
-        "reset_sar": 1,
-        # Convert (in the same pass) to the BT.709 the output is tagged with.
-        "in_color_matrix": clip.color_matrix,
-        "out_color_matrix": "bt709",
-        "out_range": "tv",
-    }
-    if fit is not None:
-        kwargs["force_original_aspect_ratio"] = fit
-    if fast:
-        kwargs["flags"] = "bilinear"  # a picture about to be blurred needs no bicubic
-    return v.filter("scale", **kwargs)
-
-
-def _same_shape(clip: _Clip, tl: Timeline) -> bool:
-    src = clip.width * clip.sar / max(1, clip.height)
-    return abs(src / (tl.width / tl.height) - 1) < 0.01
-
-
-def _fit(v: Any, clip: _Clip, tl: Timeline) -> Any:
-    """Any shape into W x H: contain (bars), cover (crop) or blur (blurred copy behind)."""
-    W, H = tl.width, tl.height
-    if tl.fit == "cover":
-        v = _scale(v, clip, W, H, fit="increase")
-        return v.filter("crop", W, H)
-    if tl.fit == "blur" and not _same_shape(clip, tl):
-        parts = v.filter_multi_output("split", 2)
-        fg, bg = parts[0], parts[1]
-        # The blurred fill is made at an eighth of the size: cheap, and blurred anyway.
-        sw, sh = max(16, (W // 8) & ~1), max(16, (H // 8) & ~1)
-        bg = _scale(bg, clip, sw, sh, fit="increase", fast=True).filter("crop", sw, sh)
-        bg = bg.filter("gblur", sigma=max(2.0, sw / 40))
-        bg = bg.filter("scale", w=W, h=H, flags="bilinear")
-        fg = _scale(fg, clip, W, H, fit="decrease")
-        return ffmpeg.overlay(bg, fg, x="(W-w)/2", y="(H-h)/2", format="yuv420")
-    v = _scale(v, clip, W, H, fit="decrease")
-    return v.filter("pad", w=W, h=H, x="(ow-iw)/2", y="(oh-ih)/2", color="black")
-
-
-def _exact(v: Any, frames: int) -> Any:
-    # fps ends where the last source frame kept ends, rounded to the grid: a frame long
-    # when that frame reaches past the cut (24 fps cut at 29/30 s gives 30 frames), a frame
-    # short when the stream ends before its declared duration. Clone the last frame, then
-    # cut at the exact count; trim closes its input once done, so the clones cost nothing.
-    v = v.filter("tpad", stop_mode="clone", stop=frames)
-    return v.filter("trim", end_frame=frames)
-
-
-def _trimmed(source: Any, clip: _Clip, frames: int, tl: Timeline) -> tuple[Any, bool]:
-    """Trim to the slot; drop surplus frames first when the source runs faster than the output."""
-    # Timestamps from zero before and after the cut: a stream that starts late (MPEG-TS)
-    # would otherwise lose its head, and concat would inherit the offset (BENCHMARKS.md:
-    # 901 frames for 900).
-    v = source.filter("setpts", "PTS-STARTPTS")
-    v = v.filter("trim", start=num(clip.in_ms / 1000), duration=num(frames / tl.fps))
-    v = v.filter("setpts", "PTS-STARTPTS")
-    # Drop surplus frames before scaling them (BENCHMARKS.md); a slower source is scaled
-    # first and its duplicates made after, as references, for free.
-    fps_first = clip.source_fps <= 0 or clip.source_fps > tl.fps
-    if fps_first:
-        v = v.filter("fps", fps=tl.fps)
-    return v, fps_first
-
-
-def _clip_chain(source: Any, clip: _Clip, frames: int, tl: Timeline) -> Any:
-    """One source -> exactly ``frames`` frames of W x H yuv420p at the output rate."""
-    v, fps_first = _trimmed(source, clip, frames, tl)
-    v = _fit(v, clip, tl)
-    v = v.filter("setsar", "1")
-    v = v.filter("format", "yuv420p")
-    if not fps_first:
-        v = v.filter("fps", fps=tl.fps)
-    return _exact(v, frames)
-
-
-def _presenter_chain(source: Any, scene: TimelineScene, tl: Timeline) -> Any:
-    """A green-screen clip keyed over its background, bottom-centred, for the clip's length."""
-    assert scene.background is not None and scene.chroma is not None
-    b = scene.background
-    bg_clip = _Clip(b.source_fps, b.source_width, b.source_height, b.source_sar, b.color_matrix)
-    bg = _clip_chain(input_node(b.path, f"bg{scene.index}")["v:0"], bg_clip, scene.frames, tl)
-    clip = _clip_of(scene)
-    fg, fps_first = _trimmed(source, clip, scene.frames, tl)
-    fg = _scale(fg, clip, tl.width, tl.height, fit="decrease")
-    fg = fg.filter("format", "yuva420p")
-    key = scene.chroma
-    fg = fg.filter("chromakey", color=_hex(key.color), similarity=num(key.similarity), blend=num(key.blend))
-    if not fps_first:
-        fg = fg.filter("fps", fps=tl.fps)
-    fg = _exact(fg, scene.frames)
-    v = ffmpeg.overlay(bg, fg, x="(W-w)/2", y="H-h", format="yuv420")
-    v = v.filter("setsar", "1").filter("format", "yuv420p")
-    return v.filter("trim", end_frame=scene.frames)
-
-
-def _clip_of(scene: TimelineScene) -> _Clip:
-    return _Clip(scene.source_fps, scene.source_width, scene.source_height, scene.source_sar, scene.color_matrix,
-                 scene.in_ms)
-
-
-def _hex(color: str) -> str:
-    c = color.strip().lower().removeprefix("#").removeprefix("0x")
-    return f"0x{c.upper()}"
-
-
-def _join(chains: Sequence[Any], tl: Timeline) -> Any:
-    """Cut (concat) or crossfade (xfade at each scene's start on the output grid)."""
-    if len(chains) == 1:
-        return chains[0]
-    if not tl.overlap_frames:
-        return ffmpeg.concat(*chains, v=1, a=0)
-    out = chains[0]
-    for scene, chain in zip(tl.scenes[1:], chains[1:], strict=True):
-        if scene.overlap_frames:
-            out = ffmpeg.filter([out, chain], "xfade", transition="fade",
-                                duration=num(scene.overlap_frames / tl.fps), offset=num(scene.start_frame / tl.fps))
-        else:
-            out = ffmpeg.concat(out, chain, v=1, a=0)
-    return out
-
-
-def _hold(video: Any, tl: Timeline) -> Any:
-    if not tl.hold_frames:
-        return video
-    # A frame count rather than stop_duration: a duration would be rounded back to frames.
-    return video.filter("tpad", stop_mode="clone", stop=tl.hold_frames)
-
-
-def _watermark(video: Any, tl: Timeline) -> Any:
-    wm = tl.watermark
-    if wm is None:
-        return video
-    width = wm.width_px or max(16, round(max(tl.width, tl.height) * 0.12))
-    width -= width % 2
-    margin = round(min(tl.width, tl.height) * 0.03)
-    # Colours converted to BT.709 here, not by overlay's automatic (BT.601) conversion.
-    img = input_node(wm.path, "watermark")["v:0"].filter("format", "rgba")
-    img = img.filter("colorchannelmixer", aa=num(wm.opacity))
-    img = img.filter("scale", w=width, h=-2, out_color_matrix="bt709", out_range="tv").filter("format", "yuva420p")
-    x = f"{margin}" if wm.position.endswith("left") else f"W-w-{margin}"
-    if wm.position.startswith("top"):
-        y = f"{margin}"
-    elif tl.height > tl.width:
-        # Shorts: the bottom quarter is under the player's interface.
-        from core.media.captions import SHORTS_UI_BOTTOM_FRACTION
-
-        y = f"H*{1 - SHORTS_UI_BOTTOM_FRACTION:.2f}-h-{margin}"
-    else:
-        y = f"H-h-{margin}"
-    # A still image is one frame: overlay repeats it to the end (eof_action=repeat).
-    return ffmpeg.overlay(video, img, x=x, y=y, format="yuv420", eof_action="repeat")
-
-
-def _subtitles(video: Any, tl: Timeline, work_dir: Path) -> Any:
-    if not tl.captions_ass:
-        return video
-    # fontsdir: libass loads the fonts there as memory fonts and matches them first.
-    fonts = work_dir / "fonts" if tl.caption_fonts else FONT_DIR
-    return video.filter("ass", filename=str(work_dir / "captions.ass"), fontsdir=str(fonts))
-
-
-def _write_captions(tl: Timeline, work_dir: Path) -> None:
-    """The ASS document and its fonts, where :func:`_subtitles` points libass."""
-    if not tl.captions_ass:
-        return
-    (work_dir / "captions.ass").write_text(tl.captions_ass, encoding="utf-8")
-    if tl.caption_fonts:
-        fonts = work_dir / "fonts"
-        fonts.mkdir(exist_ok=True)
-        for font in tl.caption_fonts:
-            try:
-                shutil.copyfile(font, fonts / font.name)
-            except OSError as exc:
-                raise MediaError(f"cannot read the caption font {font.name}: {exc.strerror or exc}") from exc
-
-
-def _tag_bt709(video: Any) -> Any:
-    # ffmpeg >= 7 takes an encoder's primaries and transfer from the frames, not from
-    # -color_primaries/-color_trc: tag the frames (metadata only, the pixels were
-    # converted to BT.709 by each scene's scale).
-    return video.filter("setparams", color_primaries="bt709", color_trc="bt709", colorspace="bt709", range="tv")
-
-
-def _video_graph(tl: Timeline, work_dir: Path, encoder: VideoEncoder) -> Any:
-    chains = []
-    for s in tl.scenes:
-        source = input_node(s.path, s.index)["v:0"]
-        chains.append(_presenter_chain(source, s, tl) if s.background else _clip_chain(source, _clip_of(s), s.frames, tl))
-    video = _hold(_join(chains, tl), tl)
-    video = _subtitles(_watermark(video, tl), tl, work_dir)
-    video = _tag_bt709(apply_steps(video, tl.video_post))
-    for name, kwargs in encoder.upload_filters():
-        video = video.filter(name, **kwargs)
-    return video
-
-
-# --------------------------------------------------------------------------- argv
-
-
-def _output_options(tl: Timeline, *, encoder: VideoEncoder, preset: str, crf: int,
-                    threads: int | None) -> dict[str, Any]:
-    opts: dict[str, Any] = encoder.output_options(
-        gop=tl.gop, crf=crf, maxrate_kbps=max_bitrate_kbps(tl.width, tl.height, tl.fps), preset=preset
-    )
-    opts.update({
-        "colorspace": "bt709",
-        "color_primaries": "bt709",
-        "color_trc": "bt709",
-        "color_range": "tv",
-        "r": tl.fps,
-        # The graph already yields exactly this many; the cap makes it a guarantee.
-        "frames:v": tl.total_frames,
-    })
-    opts.update(_audio_options())
-    if threads is not None:
-        opts["threads"] = threads
-    return opts
+# --------------------------------------------------------------------------- options
 
 
 def _aac_options() -> dict[str, Any]:
@@ -391,18 +93,9 @@ def _aac_options() -> dict[str, Any]:
         # this rate the bit-saving searches only cost time.
         "aac_coder": "fast",
         "aac_ms": 0,
-        "b:a": AUDIO_BITRATE,
+        "b:a": FINAL_AUDIO_BITRATE,
         "ar": AUDIO_SAMPLE_RATE,
-        "ac": 2,
-    }
-
-
-def _audio_options() -> dict[str, Any]:
-    return {
-        **_aac_options(),
-        "movflags": "+faststart",
-        "map_metadata": -1,  # nothing of the sources' tags (phone GPS, encoder names)
-        "f": "mp4",  # the caller writes to a temporary name such as final.mp4.part
+        "ac": AUDIO_CHANNELS,
     }
 
 
@@ -420,20 +113,13 @@ def _webm_video_options(tl: Timeline) -> dict[str, Any]:
         "row-mt": 1,
         "pix_fmt": "yuv420p",
         "g": 2 * tl.fps,
-        "colorspace": "bt709",
-        "color_primaries": "bt709",
-        "color_trc": "bt709",
-        "color_range": "tv",
+        **BT709_OUTPUT_OPTIONS,
         "r": tl.fps,
         "frames:v": tl.total_frames,
     }
 
 
-_OPUS_OPTIONS = {"c:a": "libopus", "b:a": "192k", "ar": AUDIO_SAMPLE_RATE, "ac": 2}
-
-
-def _webm_options(tl: Timeline) -> dict[str, Any]:
-    return {**_webm_video_options(tl), **_OPUS_OPTIONS, "map_metadata": -1, "f": "webm"}
+_OPUS_OPTIONS = {"c:a": "libopus", "b:a": "192k", "ar": AUDIO_SAMPLE_RATE, "ac": AUDIO_CHANNELS}
 
 
 def concat_list_text(tl: Timeline) -> str:
@@ -445,7 +131,23 @@ def concat_list_text(tl: Timeline) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_argv(
+# --------------------------------------------------------------------------- argv
+#
+# The job is cut in two and run side by side, because the audio needs measuring before it
+# can be mixed, and measuring first would put ~2 s of audio-only runs in front of the
+# encode while one of the two cores sat idle (the encode keeps ~1.4 of 2 busy: its filter
+# graph is one thread). So:
+#
+#   thread 1: the video graph -> one video encode -> video.mp4 (no audio)
+#   thread 2: level_audio (audio-only runs) -> the audio graph -> audio.m4a (AAC), then
+#             its EBU R128 loudness (that AAC stream is copied into the result unchanged)
+#   then:     one mux by stream copy -> out (+faststart)
+#
+# Still one video encode and one audio encode; the intermediates are elementary streams
+# in their own containers, never concatenated (BENCHMARKS.md's AAC trap does not apply).
+
+
+def build_video_argv(
     timeline: Timeline,
     out_path: Path | str,
     *,
@@ -453,34 +155,38 @@ def build_argv(
     crf: int = DEFAULT_CRF,
     threads: int | None = None,
     encoder: VideoEncoder = LIBX264,
-    webm_path: Path | str | None = None,
+    webm_video: Path | str | None = None,
     work_dir: Path | str | None = None,
+    skip_frames: int = 0,
+    offset_frames: int = 0,
 ) -> list[str]:
-    """The ffmpeg arguments (without the executable) rendering ``timeline`` to ``out_path``.
+    """The video half: the whole video graph into one encode, no audio (and a VP9 copy of the graph's output).
 
-    One invocation, one ``-filter_complex``, one video encode (two with ``webm_path``:
-    the same graph split into the MP4 and a VP9/Opus WebM). ``work_dir`` is where
-    :func:`render` puts the files the graph reads (the ASS document, the concat list).
-    ``threads=None`` leaves x264 and the filter graph to size themselves (BENCHMARKS.md:
-    ``-threads 1`` was 1.5x slower); a number caps both, for jobs that share a machine.
+    ``work_dir`` is where :func:`assemble` puts the files the graph reads (the ASS document
+    and its fonts). ``threads=None`` leaves the encoder and the filter graph to size
+    themselves (BENCHMARKS.md: ``-threads 1`` was 1.5x slower); a number caps both, for
+    jobs that share a machine.
     """
+    if timeline.copy_video:
+        raise InputError("a stream-copied timeline has no video to encode: mux it (build_mux_argv)")
     if threads is not None and threads < 1:
         raise InputError(f"threads must be at least 1, not {threads!r}")
     work = Path(work_dir) if work_dir is not None else Path(out_path).parent
-    audio = audio_graph(timeline)
-    if timeline.copy_video:
-        return _copy_argv(timeline, out_path, audio, work)
-    video = _video_graph(timeline, work, encoder)
-    opts = _output_options(timeline, encoder=encoder, preset=preset, crf=crf, threads=threads)
-    if webm_path is None:
-        out = ffmpeg.output(video, audio, str(out_path), **opts)
+    video = video_graph(timeline, work, encoder, skip_frames=skip_frames, offset_frames=offset_frames)
+    opts = encoder.output_options(gop=timeline.gop, crf=crf,
+                                  maxrate_kbps=max_bitrate_kbps(timeline.width, timeline.height, timeline.fps),
+                                  preset=preset)
+    # The graph already yields exactly total_frames; -frames:v makes it a guarantee.
+    opts.update({**BT709_OUTPUT_OPTIONS, "r": timeline.fps, "frames:v": timeline.total_frames, "f": "mp4"})
+    if threads is not None:
+        opts["threads"] = threads
+    if webm_video is None:
+        out = ffmpeg.output(video, str(out_path), **opts)
     else:
         vs = video.filter_multi_output("split", 2)
-        as_ = audio.filter_multi_output("asplit", 2)
-        v1, v2, a1, a2 = vs[0], vs[1], as_[0], as_[1]
         out = ffmpeg.merge_outputs(
-            ffmpeg.output(v1, a1, str(out_path), **opts),
-            ffmpeg.output(v2, a2, str(webm_path), **_webm_options(timeline)),
+            ffmpeg.output(vs[0], str(out_path), **opts),
+            ffmpeg.output(vs[1], str(webm_video), **_webm_video_options(timeline), f="webm"),
         )
     args = [*encoder.input_args(), *(str(a) for a in out.get_args())]
     if threads is not None:
@@ -488,19 +194,80 @@ def build_argv(
     return args
 
 
-def _copy_argv(tl: Timeline, out_path: Path | str, audio: Any, work: Path) -> list[str]:
-    # The concat demuxer joins the scenes' H.264 packets untouched; the audio comes from
-    # each scene file separately (never concatenated AAC: BENCHMARKS.md, 34.7 ms of drift
-    # per boundary), mixed and encoded as usual.
-    scenes = input_node(work / "scenes.ffconcat", "concat", f="concat", safe=0)["v:0"]
-    opts: dict[str, Any] = {"c:v": "copy", "frames:v": tl.total_frames, **_audio_options()}
-    out = ffmpeg.output(scenes, audio, str(out_path), **opts)
-    args = [str(a) for a in out.get_args()]
-    # BT.709 written into the SPS (metadata only, no re-encode): untagged sources get the
-    # tags the copy path requires; tagged ones are rewritten with the same values.
-    i = args.index("-c:v")
-    args[i + 2:i + 2] = ["-bsf:v", "h264_metadata=video_full_range_flag=0:colour_primaries=1:"
-                         "transfer_characteristics=1:matrix_coefficients=1"]
+def build_audio_argv(timeline: Timeline, m4a: Path | str, *, wav: Path | str | None = None) -> list[str]:
+    """The audio half: the (levelled) audio graph into AAC, and into PCM for a WebM's Opus.
+
+    A stream-copy timeline's sound still comes from each scene file separately (never
+    concatenated AAC: BENCHMARKS.md, 34.7 ms of drift per boundary)."""
+    audio = audio_graph(timeline)
+    aac = {**_aac_options(), "f": "mp4"}
+    if wav is None:
+        out = ffmpeg.output(audio, str(m4a), **aac)
+    else:
+        parts = audio.filter_multi_output("asplit", 2)
+        out = ffmpeg.merge_outputs(ffmpeg.output(parts[0], str(m4a), **aac),
+                                   ffmpeg.output(parts[1], str(wav), **{"c:a": "pcm_f32le", "f": "wav"}))
+    return [str(a) for a in out.get_args()]
+
+
+def build_webm_video_argv(timeline: Timeline, video: Path | str, webm_video: Path | str) -> list[str]:
+    """The WebM export's VP9 made from the joined segments (a ``.ffconcat`` list): an export beside the master."""
+    src = ["-f", "concat", "-safe", "0", "-i", str(video)] if Path(video).suffix == ".ffconcat" else ["-i", str(video)]
+    args = [*src, "-map", "0:v:0"]
+    for k, v in _webm_video_options(timeline).items():
+        args += [f"-{k}", str(v)]
+    return [*args, "-threads", "2", "-map_metadata", "-1", "-f", "webm", str(webm_video)]
+
+
+def build_copy_video_argv(timeline: Timeline, out_path: Path | str, *, work_dir: Path | str | None = None) -> list[str]:
+    """The stream-copy path's video half: the scenes' H.264 joined by the concat demuxer, untouched."""
+    work = Path(work_dir) if work_dir is not None else Path(out_path).parent
+    return ["-f", "concat", "-safe", "0", "-i", str(work / "scenes.ffconcat"), "-map", "0:v:0", "-c:v", "copy",
+            "-bsf:v", _BT709_SPS, "-frames:v", str(timeline.total_frames), "-map_metadata", "-1", "-f", "mp4",
+            str(out_path)]
+
+
+def build_mux_argv(
+    timeline: Timeline,
+    out_path: Path | str,
+    *,
+    audio_m4a: Path | str,
+    video: Path | str | None = None,
+    work_dir: Path | str | None = None,
+    webm_path: Path | str | None = None,
+    webm_video: Path | str | None = None,
+    wav: Path | str | None = None,
+) -> list[str]:
+    """Join the halves by stream copy: ``video`` (a file, or a ``.ffconcat`` list of segments; for a
+    stream-copy timeline, the scenes through the concat demuxer) with ``audio_m4a``; and the WebM
+    (VP9 copied, Opus encoded)."""
+    args: list[str] = []
+    if timeline.copy_video:
+        work = Path(work_dir) if work_dir is not None else Path(out_path).parent
+        args += ["-f", "concat", "-safe", "0", "-i", str(work / "scenes.ffconcat")]
+    elif video is not None and Path(video).suffix == ".ffconcat":
+        args += ["-f", "concat", "-safe", "0", "-i", str(video)]  # the segments, joined by copy (core.media.chunks)
+    elif video is not None:
+        args += ["-i", str(video)]
+    else:
+        raise InputError("build_mux_argv needs the encoded video (or a stream-copy timeline)")
+    args += ["-i", str(audio_m4a)]
+    if webm_path is not None:
+        if webm_video is None or wav is None:
+            raise InputError("a WebM needs its VP9 video and the PCM mix")
+        args += ["-i", str(webm_video), "-i", str(wav)]
+    args += ["-map", "0:v:0", "-map", "1:a:0", "-c", "copy"]
+    if timeline.copy_video:
+        args += ["-bsf:v", _BT709_SPS]
+    # -map_metadata -1: nothing of the sources' tags (phone GPS, encoder names).
+    # Both halves already hold exactly the frames and samples: no -frames:v (ffmpeg 5.1 ends
+    # every stream of the file with it, and would cut the audio short).
+    args += ["-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(out_path)]
+    if webm_path is not None:
+        args += ["-map", "2:v:0", "-map", "3:a:0", "-c:v", "copy"]
+        for k, v in _OPUS_OPTIONS.items():
+            args += [f"-{k}", str(v)]
+        args += ["-map_metadata", "-1", "-f", "webm", str(webm_path)]
     return args
 
 
@@ -556,235 +323,58 @@ def _work_dir(out: Path) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def render(
-    timeline: Timeline,
-    out_path: Path | str,
-    *,
-    on_progress: ProgressCallback | None = None,
-    cancel: threading.Event | None = None,
-    preset: str = DEFAULT_PRESET,
-    crf: int = DEFAULT_CRF,
-    timeout_s: float = 3600.0,
-    threads: int | None = None,
-    encoder: VideoEncoder = LIBX264,
-    webm_path: Path | str | None = None,
-) -> MediaInfo:
-    """Render ``timeline`` to ``out_path`` and return the probe of what was written.
-
-    On any failure or cancellation the (partial) outputs are removed before the error
-    propagates: :class:`MediaError` (carrying the tail of ffmpeg's stderr),
-    :class:`OperationCancelled`.
-    """
-    out = Path(out_path)
-    outputs = [out] + ([Path(webm_path)] if webm_path is not None else [])
-    with _work_dir(out) as work:
-        _write_captions(timeline, work)
-        if timeline.copy_video:
-            (work / "scenes.ffconcat").write_text(concat_list_text(timeline), encoding="utf-8")
-        argv = build_argv(timeline, out, preset=preset, crf=crf, threads=threads, encoder=encoder,
-                          webm_path=webm_path, work_dir=work)
-        log.info(
-            "assembly: %d scene(s), %d frames (%d held, %d overlapped) at %dx%d@%d with %s -> %s",
-            len(timeline.scenes),
-            timeline.total_frames,
-            timeline.hold_frames,
-            timeline.overlap_frames,
-            timeline.width,
-            timeline.height,
-            timeline.fps,
-            "stream copy" if timeline.copy_video else encoder.name,
-            out.name,
-        )
-        log.debug("assembly argv: %s", argv)
-        try:
-            run_ffmpeg(
-                argv,
-                timeout_s=timeout_s,
-                duration_s=timeline.duration_s,
-                on_progress=_monotonic(on_progress),
-                cancel=cancel,
-                what="assembly",
-            )
-            info = probe(out)
-        except BaseException:
-            for p in outputs:
-                p.unlink(missing_ok=True)
-            raise
-    if info.video is None or info.audio is None:
-        for p in outputs:
-            p.unlink(missing_ok=True)
-        raise MediaError(f"assembly wrote {out.name} without a video and an audio stream")
-    if info.video.frames is not None and info.video.frames != timeline.total_frames:
-        log.warning("assembly: %s has %d frames, expected %d", out.name, info.video.frames, timeline.total_frames)
-    return info
-
-
 @dataclass(frozen=True)
 class EncoderFailure:
+    """A hardware encoder that failed (at start or mid-way) and was replaced by the next one."""
+
     encoder: str
-    reason: str
+    reason: str  # the tail of ffmpeg's own words
 
 
-def render_with_fallback(
-    timeline: Timeline,
-    out_path: Path | str,
-    encoders: Sequence[VideoEncoder],
-    *,
-    on_failure: Callable[[EncoderFailure], None] | None = None,
-    **kwargs: Any,
-) -> tuple[MediaInfo, VideoEncoder]:
-    """:func:`render` with the first encoder that works: a hardware encoder failing (at start or
-    mid-way) is reported to ``on_failure`` and the next one, finally libx264, takes over.
-    Cancellation is never a failure to fall back from."""
+def _first_working(encoders: Sequence[VideoEncoder], encode: Callable[[VideoEncoder], None],
+                   on_failure: Callable[[EncoderFailure], None], stop: threading.Event) -> VideoEncoder:
+    """Run ``encode`` with each encoder in turn until one succeeds (libx264 when none is given).
+
+    A failure of the last one is raised; cancellation is never a failure to fall back from.
+    """
     chain = list(encoders) or [LIBX264]
-    if timeline.copy_video:
-        chain = [LIBX264]  # nothing is encoded; the name is not used
-    cancel: threading.Event | None = kwargs.get("cancel")
     for n, enc in enumerate(chain):
-        if cancel is not None and cancel.is_set():
+        if stop.is_set():
             # run_ffmpeg notices a cancel while ffmpeg runs; one that came between runs is seen here.
             raise OperationCancelled("assembly cancelled")
         try:
-            return render(timeline, out_path, encoder=enc, **kwargs), enc
+            encode(enc)
+            return enc
         except OperationCancelled:
             raise
         except MediaError as exc:
             if n == len(chain) - 1:
                 raise
             log.warning("assembly: %s failed, falling back to %s: %s", enc.name, chain[n + 1].name, exc.message)
-            if on_failure is not None:
-                on_failure(EncoderFailure(enc.name, exc.message[-600:]))
+            on_failure(EncoderFailure(enc.name, exc.message[-600:]))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-# --------------------------------------------------------------------------- the split pipeline
-#
-# render() is the whole job as one ffmpeg run. assemble() is the same graph cut in two
-# and run side by side, because the audio needs measuring before it can be mixed, and
-# measuring first would put ~2 s of audio-only runs in front of the encode while one of
-# the two cores sat idle (the encode keeps ~1.4 of 2 busy: its filter graph is one
-# thread). So:
-#
-#   thread 1: the video graph -> one video encode -> video.mp4 (no audio)
-#   thread 2: level_audio (audio-only runs) -> the audio graph -> audio.m4a (AAC), then
-#             its EBU R128 loudness (that AAC stream is copied into the result unchanged)
-#   then:     one mux by stream copy -> out (+faststart)
-#
-# Still one video encode and one audio encode; the intermediates are elementary streams
-# in their own containers, never concatenated (BENCHMARKS.md's AAC trap does not apply).
+# More audio sources than this and the audio runs take a video encode's place while they run
+# (120 one-second scenes, 30 with sound: the measuring run held 117 MiB beside two encodes).
+AUDIO_INPUTS_BESIDE_ENCODES = 8
 
 
-def build_video_argv(
-    timeline: Timeline,
-    out_path: Path | str,
-    *,
-    preset: str = DEFAULT_PRESET,
-    crf: int = DEFAULT_CRF,
-    threads: int | None = None,
-    encoder: VideoEncoder = LIBX264,
-    webm_video: Path | str | None = None,
-    work_dir: Path | str | None = None,
-) -> list[str]:
-    """The video half: the whole video graph into one encode, no audio (and a VP9 copy of the graph's output)."""
-    if timeline.copy_video:
-        raise InputError("a stream-copied timeline has no video to encode: mux it (build_mux_argv)")
-    work = Path(work_dir) if work_dir is not None else Path(out_path).parent
-    video = _video_graph(timeline, work, encoder)
-    opts = encoder.output_options(gop=timeline.gop, crf=crf,
-                                  maxrate_kbps=max_bitrate_kbps(timeline.width, timeline.height, timeline.fps),
-                                  preset=preset)
-    opts.update({"colorspace": "bt709", "color_primaries": "bt709", "color_trc": "bt709", "color_range": "tv",
-                 "r": timeline.fps, "frames:v": timeline.total_frames, "f": "mp4"})
-    if threads is not None:
-        opts["threads"] = threads
-    if webm_video is None:
-        out = ffmpeg.output(video, str(out_path), **opts)
-    else:
-        vs = video.filter_multi_output("split", 2)
-        out = ffmpeg.merge_outputs(
-            ffmpeg.output(vs[0], str(out_path), **opts),
-            ffmpeg.output(vs[1], str(webm_video), **_webm_video_options(timeline), f="webm"),
-        )
-    args = [*encoder.input_args(), *(str(a) for a in out.get_args())]
-    if threads is not None:
-        args = ["-filter_complex_threads", str(threads), *args]
-    return args
-
-
-def build_audio_argv(timeline: Timeline, m4a: Path | str, *, wav: Path | str | None = None) -> list[str]:
-    """The audio half: the (levelled) audio graph into AAC, and into PCM for a WebM's Opus."""
-    audio = audio_graph(timeline)
-    aac = {**_aac_options(), "f": "mp4"}
-    if wav is None:
-        out = ffmpeg.output(audio, str(m4a), **aac)
-    else:
-        parts = audio.filter_multi_output("asplit", 2)
-        out = ffmpeg.merge_outputs(ffmpeg.output(parts[0], str(m4a), **aac),
-                                   ffmpeg.output(parts[1], str(wav), **{"c:a": "pcm_f32le", "f": "wav"}))
-    return [str(a) for a in out.get_args()]
-
-
-_BT709_SPS = ("h264_metadata=video_full_range_flag=0:colour_primaries=1:transfer_characteristics=1:"
-              "matrix_coefficients=1")
-
-
-def build_copy_video_argv(timeline: Timeline, out_path: Path | str, *, work_dir: Path | str | None = None) -> list[str]:
-    """The stream-copy path's video half: the scenes' H.264 joined by the concat demuxer, untouched."""
-    work = Path(work_dir) if work_dir is not None else Path(out_path).parent
-    # BT.709 written into the SPS (metadata only): untagged sources get the tags.
-    return ["-f", "concat", "-safe", "0", "-i", str(work / "scenes.ffconcat"), "-map", "0:v:0", "-c:v", "copy",
-            "-bsf:v", _BT709_SPS, "-frames:v", str(timeline.total_frames), "-map_metadata", "-1", "-f", "mp4",
-            str(out_path)]
-
-
-def build_mux_argv(
-    timeline: Timeline,
-    out_path: Path | str,
-    *,
-    audio_m4a: Path | str,
-    video: Path | str | None = None,
-    work_dir: Path | str | None = None,
-    webm_path: Path | str | None = None,
-    webm_video: Path | str | None = None,
-    wav: Path | str | None = None,
-) -> list[str]:
-    """Join the halves by stream copy: ``video`` (or, for a stream-copy timeline, the scenes
-    through the concat demuxer) with ``audio_m4a``; and the WebM (VP9 copied, Opus encoded)."""
-    args: list[str] = []
-    if timeline.copy_video:
-        work = Path(work_dir) if work_dir is not None else Path(out_path).parent
-        args += ["-f", "concat", "-safe", "0", "-i", str(work / "scenes.ffconcat")]
-    elif video is not None:
-        args += ["-i", str(video)]
-    else:
-        raise InputError("build_mux_argv needs the encoded video (or a stream-copy timeline)")
-    args += ["-i", str(audio_m4a)]
-    if webm_path is not None:
-        if webm_video is None or wav is None:
-            raise InputError("a WebM needs its VP9 video and the PCM mix")
-        args += ["-i", str(webm_video), "-i", str(wav)]
-    args += ["-map", "0:v:0", "-map", "1:a:0", "-c", "copy"]
-    if timeline.copy_video:
-        # BT.709 written into the SPS (metadata only): untagged sources get the tags.
-        args += ["-bsf:v", _BT709_SPS]
-    args += ["-frames:v", str(timeline.total_frames), "-map_metadata", "-1", "-movflags", "+faststart",
-             "-f", "mp4", str(out_path)]
-    if webm_path is not None:
-        args += ["-map", "2:v:0", "-map", "3:a:0", "-c:v", "copy"]
-        for k, v in _OPUS_OPTIONS.items():
-            args += [f"-{k}", str(v)]
-        args += ["-map_metadata", "-1", "-f", "webm", str(webm_path)]
-    return args
+def _audio_inputs(tl: Timeline) -> int:
+    return sum(s.has_audio for s in tl.scenes) + (tl.narration is not None) + (tl.music is not None)
 
 
 @dataclass(frozen=True)
 class Assembled:
-    """What :func:`assemble` did: the levels it measured, the encoder that made the video."""
+    """What :func:`assemble` did: the levels it measured, the encoder that made the video, the chunks."""
 
     timeline: Timeline  # with its AudioLevels
     encoder: VideoEncoder | None  # None: the scenes were stream-copied
     audio_loudness: Loudness  # EBU R128 of the AAC stream now in the result
     failures: tuple[EncoderFailure, ...] = ()
+    segments_reused: int = 0  # video segments taken unchanged from the last render (core.media.chunks)
+    segments_encoded: int = 0
+    chunks: int = 0  # encodes run (each a few segments)
 
 
 def assemble(
@@ -800,63 +390,82 @@ def assemble(
     threads: int | None = None,
     webm_path: Path | str | None = None,
     timeout_s: float = 3600.0,
+    cache_dir: Path | None = None,
+    hash_of: Callable[[Path], str] | None = None,
+    workers: int | None = None,
+    chunk_scenes: int = chunks.CHUNK_SCENES,
 ) -> Assembled:
-    """Measure and level the audio while the video encodes, then mux: the service's path.
+    """Measure and level the audio while the video renders in chunks, then mux: the service's path.
 
-    ``timeline`` need not be levelled (its levels are measured here). A hardware encoder
-    that fails is reported to ``on_failure`` and the next one (finally libx264) takes
-    over. On any failure or cancellation nothing is left at ``out_path``/``webm_path``.
+    ``timeline`` need not be levelled (its levels are measured here). The video is rendered
+    as segments (core.media.chunks): those whose key is in ``cache_dir`` are reused, the rest
+    encoded in chunks of at most ``chunk_scenes`` scenes, ``workers`` at a time (default:
+    :func:`chunk_workers`), and joined by stream copy. ``hash_of`` names an input's content
+    in the keys (default: its SHA-256 remembered in ``cache_dir``, see
+    :class:`~core.media.chunks.ContentHashes`; without a cache, size and mtime). A hardware encoder
+    that fails is reported to ``on_failure`` and the next one (finally libx264) takes over.
+    On any failure or cancellation nothing is left at ``out_path``/``webm_path``.
     """
-    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-
     out = Path(out_path)
     outputs = [out] + ([Path(webm_path)] if webm_path is not None else [])
     stop = threading.Event()  # set on the outer cancel, or when one half fails: the other stops too
     report = _monotonic(on_progress)
     failures: list[EncoderFailure] = []
+    rendered: list[chunks.SegmentsRendered] = []
+    hashes = chunks.ContentHashes(cache_dir) if cache_dir is not None and hash_of is None else None
+    hash_of = hash_of or hashes or chunks.stat_identity
     with _work_dir(out) as work:
-        _write_captions(timeline, work)
         if timeline.copy_video:
             (work / "scenes.ffconcat").write_text(concat_list_text(timeline), encoding="utf-8")
-        video_mp4, m4a = work / "video.mp4", work / "audio.m4a"
+        video_list, m4a = work / "video.ffconcat", work / "audio.m4a"
         webm_video = work / "video.webm" if webm_path is not None else None
         wav = work / "mix.wav" if webm_path is not None else None
 
+        n_workers = workers or chunks.chunk_workers(timeline)
+        # The audio runs open every source at once (~2.5 MiB each): with many, they take the
+        # place of one video encode while they run, so the process tree's memory stays flat
+        # however many scenes have sound (and the cores stay as busy: the audio uses one).
+        slots = threading.Semaphore(n_workers)
+        audio_slot = (n_workers > 1 and not timeline.copy_video
+                      and _audio_inputs(timeline) > AUDIO_INPUTS_BESIDE_ENCODES and slots.acquire(blocking=False))
+
         def audio_half() -> Timeline:
-            levelled = level_audio(timeline, cancel=stop, timeout_s=timeout_s, scratch=work)
-            run_ffmpeg(build_audio_argv(levelled, m4a, wav=wav), timeout_s=timeout_s, cancel=stop,
-                       what="assembly (audio)")
+            try:
+                levelled = level_audio(timeline, cancel=stop, timeout_s=timeout_s, scratch=work)
+                run_ffmpeg(build_audio_argv(levelled, m4a, wav=wav), timeout_s=timeout_s, cancel=stop,
+                           what="assembly (audio)")
+            finally:
+                if audio_slot:
+                    slots.release()
             return levelled
 
         def video_half() -> VideoEncoder | None:
             if timeline.copy_video:
-                run_ffmpeg(build_copy_video_argv(timeline, video_mp4, work_dir=work), timeout_s=timeout_s,
+                run_ffmpeg(build_copy_video_argv(timeline, work / "video.mp4", work_dir=work), timeout_s=timeout_s,
                            cancel=stop, what="assembly (video copy)")
                 return None
-            chain = list(encoders) or [LIBX264]
-            for n, enc in enumerate(chain):
-                if stop.is_set():
-                    raise OperationCancelled("assembly cancelled")
-                argv = build_video_argv(timeline, video_mp4, preset=preset, crf=crf, threads=threads, encoder=enc,
-                                        webm_video=webm_video, work_dir=work)
-                log.debug("assembly video argv: %s", argv)
-                try:
-                    run_ffmpeg(argv, timeout_s=timeout_s, duration_s=timeline.duration_s,
-                               on_progress=(lambda f: report(0.95 * f)) if report else None, cancel=stop,
-                               what="assembly (video)")
-                    return enc
-                except OperationCancelled:
-                    raise
-                except MediaError as exc:
-                    if n == len(chain) - 1:
-                        raise
-                    log.warning("assembly: %s failed, falling back to %s: %s", enc.name, chain[n + 1].name,
-                                exc.message)
-                    failure = EncoderFailure(enc.name, exc.message[-600:])
-                    failures.append(failure)
-                    if on_failure is not None:
-                        on_failure(failure)
-            raise AssertionError("unreachable")  # pragma: no cover
+
+            def encode(enc: VideoEncoder) -> None:
+                settings = chunks.EncodeSettings(
+                    enc.name, preset, crf, max_bitrate_kbps(timeline.width, timeline.height, timeline.fps))
+                done = chunks.render_segments(
+                    timeline, work, settings=settings, cache_dir=cache_dir, hash_of=hash_of,
+                    workers=n_workers, max_scenes=chunk_scenes, cancel=stop, slots=slots,
+                    on_progress=(lambda f: report(0.95 * f)) if report else None, timeout_s=timeout_s,
+                    threads=threads)
+                rendered.append(done)
+                video_list.write_text(chunks.segments_concat_text(done.files, done.frames, timeline.fps),
+                                      encoding="utf-8")
+                if webm_video is not None:
+                    run_ffmpeg(build_webm_video_argv(timeline, video_list, webm_video), timeout_s=timeout_s,
+                               cancel=stop, what="assembly (WebM video)")
+
+            def failed(failure: EncoderFailure) -> None:
+                failures.append(failure)
+                if on_failure is not None:
+                    on_failure(failure)
+
+            return _first_working(encoders, encode, failed, stop)
 
         log.info(
             "assembly: %d scene(s), %d frames (%d held, %d overlapped) at %dx%d@%d, %s",
@@ -883,7 +492,8 @@ def assemble(
                     raise f.exception()  # type: ignore[misc]
             levelled = fa.result()
             used = fv.result()
-            mux = build_mux_argv(replace(levelled, copy_video=False), out, audio_m4a=m4a, video=video_mp4,
+            mux = build_mux_argv(replace(levelled, copy_video=False), out, audio_m4a=m4a,
+                                 video=work / "video.mp4" if timeline.copy_video else video_list,
                                  webm_path=webm_path, webm_video=webm_video, wav=wav)
             with ThreadPoolExecutor(max_workers=2, thread_name_prefix="assembly") as pool:
                 fm = pool.submit(run_ffmpeg, mux, timeout_s=timeout_s, cancel=cancel, what="assembly (mux)")
@@ -892,12 +502,16 @@ def assemble(
                 loudness = fl.result()
             if cancel is not None and cancel.is_set():
                 raise OperationCancelled("assembly cancelled")
+            if cache_dir is not None and rendered:
+                chunks.keep_segments(rendered[-1], cache_dir, hashes)
         except BaseException:
             for p in outputs:
                 p.unlink(missing_ok=True)
             raise
     if report:
         report(1.0)
+    last = rendered[-1] if rendered else None
     return Assembled(timeline=replace(levelled, copy_video=timeline.copy_video), encoder=used,
-                     audio_loudness=loudness, failures=tuple(failures))
-
+                     audio_loudness=loudness, failures=tuple(failures),
+                     segments_reused=last.reused if last else 0, segments_encoded=last.encoded if last else 0,
+                     chunks=sum(r.chunks for r in rendered))

@@ -13,15 +13,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import BadOutput, InputError, MediaError
-from core.media.ffmpeg import run_ffmpeg
+from core.errors import InputError, MediaError
+from core.media.ffmpeg import requires, run_ffmpeg
+from core.media.formats import AUDIO_CHANNELS, AUDIO_LAYOUT, AUDIO_SAMPLE_RATE, atempo_filters, pitch_shift_filters
 from core.media.probe import probe
 from core.schemas import SegmentTiming, WordTiming
 
-__all__ = ["SegmentAudio", "join_segments", "MASTER_RATE", "MASTER_CHANNELS", "DEFAULT_GAP_S"]
+requires({"aresample": (), "aformat": ("sample_fmts", "channel_layouts"), "apad": ("whole_len",),
+          "atrim": ("end_sample",), "concat": ("n", "v", "a"), "asetrate": (), "atempo": ()},
+         encoders=("pcm_s16le",))
 
-MASTER_RATE = 48000
-MASTER_CHANNELS = 2
+__all__ = ["SegmentAudio", "join_segments", "DEFAULT_GAP_S"]
+
 DEFAULT_GAP_S = 0.35
 
 
@@ -44,12 +47,9 @@ def _duration(part: SegmentAudio) -> float:
         sample_fmt, rate, channels = part.raw_format
         width = {"s16le": 2, "s24le": 3, "s32le": 4, "f32le": 4}[sample_fmt]
         return part.path.stat().st_size / (width * rate * channels)
-    try:
-        info = probe(part.path)
-    except MediaError as exc:
-        raise BadOutput(f"the speech audio could not be decoded: {exc.message}") from exc
+    info = probe(part.path)  # MediaError when it does not decode (a provider chain makes that a BadOutput)
     if info.audio is None or not info.duration_s:
-        raise BadOutput("the speech audio has no audio stream")
+        raise MediaError("the speech audio has no audio stream")
     return info.duration_s
 
 
@@ -79,26 +79,22 @@ def join_segments(
             args += ["-f", fmt, "-ar", str(rate), "-ac", str(channels)]
         args += ["-i", str(p.path)]
     chains = []
-    gap_samples = round(gap_s * MASTER_RATE)
+    gap_samples = round(gap_s * AUDIO_SAMPLE_RATE)
     for i, dur in enumerate(durations):
-        samples = round(dur * MASTER_RATE)
+        samples = round(dur * AUDIO_SAMPLE_RATE)
         pad = gap_samples if i < len(parts) - 1 else 0
         chains.append(
-            f"[{i}:a:0]aresample={MASTER_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,"
+            f"[{i}:a:0]aresample={AUDIO_SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts={AUDIO_LAYOUT},"
             f"apad=whole_len={samples + pad},atrim=end_sample={samples + pad}[p{i}]"
         )
     graph = ";".join(chains) + ";" + "".join(f"[p{i}]" for i in range(len(parts))) + f"concat=n={len(parts)}:v=0:a=1"
     tempo = 1.0 / speed  # output time = input time * tempo
-    post = []
-    if pitch_semitones:
-        ratio = 2 ** (pitch_semitones / 12)
-        post.append(f"asetrate={MASTER_RATE * ratio:.3f},aresample={MASTER_RATE}")
-        post.append(_atempo(1 / ratio))
+    post = pitch_shift_filters(pitch_semitones, AUDIO_SAMPLE_RATE)
     if speed != 1.0:
-        post.append(_atempo(speed))
+        post += atempo_filters(speed)
     graph += ("," + ",".join(post) if post else "") + "[out]"
-    args += ["-filter_complex", graph, "-map", "[out]", "-c:a", "pcm_s16le", "-ar", str(MASTER_RATE), "-ac",
-             str(MASTER_CHANNELS), "-f", "wav", str(out_wav)]
+    args += ["-filter_complex", graph, "-map", "[out]", "-c:a", "pcm_s16le", "-ar", str(AUDIO_SAMPLE_RATE), "-ac",
+             str(AUDIO_CHANNELS), "-f", "wav", str(out_wav)]
     run_ffmpeg(args, cancel=cancel, what="joining the narration")
 
     timings: list[SegmentTiming] = []
@@ -117,16 +113,3 @@ def join_segments(
                                      end_s=round((offset + dur) * tempo, 3), words=words))
         offset += dur + gap_s
     return timings
-
-
-def _atempo(factor: float) -> str:
-    """atempo accepts 0.5..2.0 per instance; chain instances for factors outside."""
-    steps = []
-    while factor > 2.0:
-        steps.append(2.0)
-        factor /= 2.0
-    while factor < 0.5:
-        steps.append(0.5)
-        factor /= 0.5
-    steps.append(factor)
-    return ",".join(f"atempo={s:.6f}" for s in steps)

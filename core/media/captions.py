@@ -29,6 +29,7 @@ the font.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Sequence
@@ -36,8 +37,22 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from core.media.fonts import FONT_DIR, font_facts, font_path, truetype
+from core.media.fonts import (
+    FALLBACK_FONTS,
+    FONT_DIR,
+    _drawn,
+    break_lines,
+    candidate_faces,
+    coverage,
+    font_facts,
+    font_path,
+    needs_complex_layout,
+    require_complex_layout,
+    script_of,
+    truetype,
+)
 from core.media.srt import to_srt
+from core.media.text import MIN_LEGIBLE_SHARE, as_written, ass_literal, notes_for
 from core.schemas import SegmentTiming
 
 __all__ = [
@@ -50,12 +65,17 @@ __all__ = [
     "SHORTS_UI_RIGHT_FRACTION",
     "FONT_FAMILY",
     "FONTS_DIR",
+    "FALLBACK_FACES",
+    "fallback_faces_in",
     "caption_cues",
     "parse_srt",
     "cues_to_srt",
     "build_ass",
     "text_width_px",
+    "text_notes",
 ]
+
+log = logging.getLogger(__name__)
 
 # YouTube Shorts draws its interface over the bottom of the picture (title, channel,
 # subscribe button, sound, navigation: about the bottom quarter) and a column of action
@@ -65,6 +85,8 @@ SHORTS_UI_RIGHT_FRACTION = 0.15
 
 FONT_FAMILY = "Inter"  # Inter-Bold.otf: family "Inter", weight bold (font_path("text"))
 FONTS_DIR = FONT_DIR  # handed to libass as fontsdir, so no system font is ever used
+#: The bundled faces a caption run may switch to (a fonts folder for libass must hold them too).
+FALLBACK_FACES = tuple(FONT_DIR / f for f in FALLBACK_FONTS.values())
 # What the default layout's line length assumes a line of text to be made of.
 _WIDTH_SAMPLE = "The quick brown fox jumps over the lazy dog, 1234567890."
 
@@ -220,9 +242,9 @@ def build_ass(cues: Sequence[Cue], layout: CaptionLayout, overlays: Sequence[Ove
     face = f"{L.font.family.replace(',', ' ')},"
     weight = f"{L.font.ass_bold},{-1 if L.font.italic else 0}"
     caption_style = (f"Style: Caption,{face}{L.font_size},{white},{white},{black},{shadow},{weight},0,0,100,100,"
-                     f"0,0,1,{L.outline_px},{L.shadow_px},2,{L.margin_l},{L.margin_r},{L.margin_v},1")
+                     f"0,0,1,{L.outline_px},{L.shadow_px},2,{L.margin_l},{L.margin_r},{L.margin_v},-1")
     overlay_style = (f"Style: Overlay,{face}{L.overlay_font_size},{white},{white},{black},{shadow},{weight},0,0,"
-                     f"100,100,0,0,1,{L.outline_px + 1},{L.shadow_px},8,{L.margin_l},{L.margin_r},{top_margin},1")
+                     f"100,100,0,0,1,{L.outline_px + 1},{L.shadow_px},8,{L.margin_l},{L.margin_r},{top_margin},-1")
     out = [
         "[Script Info]",
         "; written by ytap-mcp (core.media.captions)",
@@ -243,14 +265,20 @@ def build_ass(cues: Sequence[Cue], layout: CaptionLayout, overlays: Sequence[Ove
         "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
     ]
     for cue in cues:
-        size = _fitting_size(cue.lines, L.font_size, L.box_width, L.font)
+        size, lines = _fit([as_written(line, font=L.font.path).text for line in cue.lines], L.font_size,
+                           L.box_width, L.font)
+        if not lines:
+            continue
         prefix = f"{{\\fs{size}}}" if size != L.font_size else ""
-        text = "\\N".join(_escape(line) for line in cue.lines)
+        text = "\\N".join(_ass_runs(" ".join(line.split()), size, L.font) for line in lines)
         out.append(f"Dialogue: 0,{_ass_time(cue.start_ms)},{_ass_time(max(cue.end_ms, cue.start_ms + 10))},"
                    f"Caption,,0,0,0,,{prefix}{text}")
     for ov in overlays:
-        lines = _wrap_overlay(ov.text, max(8, round(L.max_chars * L.font_size / L.overlay_font_size)))
-        size = _fitting_size(lines, L.overlay_font_size, L.box_width, L.font)
+        written = as_written(ov.text, font=L.font.path).text
+        lines = _wrap_overlay(written, max(8, round(L.max_chars * L.font_size / L.overlay_font_size)))
+        size, lines = _fit(lines, L.overlay_font_size, L.box_width, L.font)
+        if not lines:
+            continue  # nothing left to draw (it was all emoji)
         align = _ALIGN.get(ov.position, 8)
         tags = f"\\an{align}" + (f"\\fs{size}" if size != L.overlay_font_size else "")
         # Bottom overlays keep the caption margin (clear of the Shorts interface too); libass
@@ -258,13 +286,67 @@ def build_ass(cues: Sequence[Cue], layout: CaptionLayout, overlays: Sequence[Ove
         margin_v = L.margin_v if align in (1, 2, 3) else 0
         start_ms, end_ms = round(ov.start_s * 1000), round(ov.end_s * 1000)
         out.append(f"Dialogue: 0,{_ass_time(start_ms)},{_ass_time(max(end_ms, start_ms + 10))},Overlay,,0,0,"
-                   f"{margin_v},,{{{tags}}}" + "\\N".join(_escape(line) for line in lines))
+                   f"{margin_v},,{{{tags}}}" + "\\N".join(_ass_runs(" ".join(line.split()), size, L.font)
+                                                             for line in lines))
     return "\n".join(out) + "\n"
 
 
 def text_width_px(text: str, size: int, font: CaptionFont = DEFAULT_CAPTION_FONT) -> float:
-    """Advance width of ``text`` in the caption font at ``size`` (ASS) pixels."""
-    return float(truetype(font.path, _em_px(size, font)).getlength(text))
+    """Advance width of ``text`` at ``size`` (ASS) pixels, each run in the face that draws it."""
+    total = 0.0
+    for run, face in _runs(text, font):
+        em = _em_px(size, font)  # every face at the caption font's em (see _ass_runs)
+        if needs_complex_layout(run):
+            require_complex_layout(run)
+        total += truetype(face, em).getlength(run)
+    return total
+
+
+def _runs(text: str, font: CaptionFont) -> list[tuple[str, Path]]:
+    """``text`` cut where the face changes: the caption font where it has the character, else the
+    first bundled face that has it; spaces and punctuation stay in the run they are in."""
+    faces = candidate_faces(text, font.path)
+    runs: list[tuple[str, Path]] = []
+    for ch in text:
+        cp = ord(ch)
+        if runs and (cp in coverage(runs[-1][1]) and script_of(ch) is None and not ch.isalpha()
+                     or not _drawn(ch)):
+            runs[-1] = (runs[-1][0] + ch, runs[-1][1])
+            continue
+        face = next((f for f in faces if cp in coverage(f)), None)
+        if face is None:
+            if _drawn(ch):  # no bundled face has it: left out rather than drawn as a box
+                log.info("caption: no bundled font has %r (U+%04X); left out", ch, cp)
+                continue
+            face = font.path
+        if runs and runs[-1][1] == face:
+            runs[-1] = (runs[-1][0] + ch, face)
+        else:
+            runs.append((ch, face))
+    return runs
+
+
+def _ass_runs(text: str, size: int, font: CaptionFont) -> str:
+    """One caption line as ASS text: each run that the caption font cannot draw switched to the
+    bundled face that can (``\\fn``), at the same em (libass sizes a face by its own ascent +
+    descent: Noto Sans Arabic's is 2.1 em against Inter's 1.2, so the same ``\\fs`` would draw it
+    at half the size). libass orders the runs (FriBiDi) and shapes each (HarfBuzz)."""
+    out: list[str] = []
+    for run, face in _runs(text, font):
+        if face == font.path:
+            back = f"{{\\fn{font.family.replace(',', ' ')}\\fs{size}}}"  # to the caption font again
+            out.append(_escape_run(run) if not out else back + _escape_run(run))
+            continue
+        facts = font_facts(face)
+        scaled = round(size * (facts.cell_em or 1.0) / (font.cell_em or _freetype_cell_em(str(font.path))))
+        out.append(f"{{\\fn{facts.family}\\fs{scaled}}}" + _escape_run(run))
+    return "".join(out)
+
+
+def fallback_faces_in(ass: str) -> tuple[Path, ...]:
+    """The bundled fallback faces an ASS script switches to (``\\fn``): what a fonts folder for
+    libass must hold besides the caption font (a Latin-only script needs none of them)."""
+    return tuple(f for f in FALLBACK_FACES if f"\\fn{font_facts(f).family}\\" in ass)
 
 
 def _em_px(ass_size: int, font: CaptionFont = DEFAULT_CAPTION_FONT) -> int:
@@ -279,13 +361,28 @@ def _freetype_cell_em(path: str) -> float:
     return (ascent + descent) / 1000
 
 
-def _fitting_size(lines: Sequence[str], size: int, box_px: int, font: CaptionFont = DEFAULT_CAPTION_FONT) -> int:
-    """``size``, or the largest smaller size at which the widest line fits the box."""
+def _fit(lines: Sequence[str], size: int, box_px: int, font: CaptionFont = DEFAULT_CAPTION_FONT
+         ) -> tuple[int, list[str]]:
+    """The lines and the size to draw them at: ``size``, or the largest smaller size at which the
+    widest line fits the box, but never below :data:`MIN_LEGIBLE_SHARE` of ``size``: lines still too
+    wide there are broken (at spaces, and inside a token no line can hold)."""
+    lines = [line for line in (" ".join(line.split()) for line in lines) if line]
     widest = max((text_width_px(line, size, font) for line in lines), default=0.0)
     limit = box_px * _WIDTH_SAFETY
     if widest <= limit:
-        return size
-    return max(8, math.floor(size * limit / widest))
+        return size, lines
+    floor = math.ceil(size * MIN_LEGIBLE_SHARE)
+    shrunk = math.floor(size * limit / widest)
+    if shrunk >= floor:
+        return shrunk, lines
+
+    def fits(s: str) -> bool:
+        return text_width_px(s, floor, font) <= limit
+
+    broken: list[str] = []
+    for line in lines:  # at spaces, and at phrase boundaries in Japanese, Chinese and Thai
+        broken += break_lines(line, limit, lambda s: text_width_px(s, floor, font))
+    return floor, broken
 
 
 def _wrap_overlay(text: str, max_chars: int) -> list[str]:
@@ -303,12 +400,15 @@ def _wrap_overlay(text: str, max_chars: int) -> list[str]:
     return lines or [text.strip()]
 
 
-def _escape(text: str) -> str:
-    """Plain text for an ASS event: braces start override blocks, backslashes start tags."""
-    text = " ".join(text.split())
-    # libass has no escape for a literal backslash: show a look-alike (reverse solidus operator).
-    text = text.replace("\\", "\u29f5")
-    return text.replace("{", "\\{").replace("}", "\\}")
+def _escape_run(text: str) -> str:
+    return ass_literal(text)
+
+
+def text_notes(segments: Sequence[SegmentTiming], overlays: Sequence[OverlayText] = (),
+               font: CaptionFont = DEFAULT_CAPTION_FONT) -> list[str]:
+    """What the result should say about the captions' and overlays' text (emoji removed)."""
+    texts = [seg.text or " ".join(w.text for w in seg.words) for seg in segments] + [ov.text for ov in overlays]
+    return notes_for(*texts, font=font.path)
 
 
 def _ass_time(ms: int) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 
 from core.errors import MediaError
 from core.media.ffmpeg import ffmpeg_exe, run_ffmpeg
+from core.media.formats import B_FRAMES
 
 __all__ = [
     "VideoEncoder",
@@ -68,7 +69,7 @@ class VideoEncoder:
     def output_options(self, *, gop: int, crf: int, maxrate_kbps: int, preset: str) -> dict[str, Any]:
         """Encoder options for the final video: quality target, rate cap, GOP, B-frames, profile."""
         rate = {"maxrate": f"{maxrate_kbps}k", "bufsize": f"{2 * maxrate_kbps}k"}
-        common = {"c:v": self.name, "profile:v": "high", "g": gop, "bf": 2, **rate}
+        common = {"c:v": self.name, "profile:v": "high", "g": gop, "bf": B_FRAMES, **rate}
         if self.name == "libx264":
             return {
                 **common,

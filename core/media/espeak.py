@@ -29,10 +29,21 @@ How it works
   so +12 semitones through it raises the spoken F0 by less than an octave. The price of
   the resampling route is that formants move with the pitch (a +12 render sounds smaller,
   not just higher), as with any pitch shifter that keeps duration.
-* libespeak-ng is one global state: every call into it holds :data:`_LOCK`, the engine is
-  initialised once, lazily, and the ctypes callback object lives at module level so it
-  is never collected while the library holds its pointer. The lock is taken per segment,
-  so two jobs interleave segment by segment; voice and rate are set again each time.
+* The library runs in a worker process (:mod:`core.media.native_worker`), never in the
+  server's: libespeak-ng 1.52 aborts the process on some inputs (a stack overflow on
+  ``"s'" * 220``, fixed upstream after 1.52 in espeak-ng#2495), and a crash must cost one
+  request, not the server. The worker answers two requests: ``info`` (version, paths,
+  sample rate, voices; fetched once and kept here) and ``render`` (one segment's samples
+  and word events). Everything else — voice lookup, timings, silence, the ffmpeg
+  conversion — runs in the server. A crash is :class:`~core.errors.Crashed` (the chain
+  records it and moves on); cancelling kills the worker mid-segment. Tokens longer than
+  :data:`MAX_TOKEN_CHARS` are split before they reach the engine (character for
+  character, so word positions hold): the known overflow needs a ~130-character token.
+* Inside the worker, libespeak-ng is one global state: every call into it holds
+  :data:`_LOCK`, the engine is initialised once, lazily, and the ctypes callback object
+  lives at module level so it is never collected while the library holds its pointer.
+  Requests are served one at a time, so two jobs interleave segment by segment; voice
+  and rate are set again each time.
 * Nothing reaches stdout: the library writes only to stderr (its single stdout use is in
   the phoneme compiler, never called), and ``espeak_Initialize``, which calls ``exit()``
   when the data is missing, is bypassed for ``espeak_ng_InitializePath`` +
@@ -42,7 +53,8 @@ How it works
 
 Errors: engine missing or failing to start -> :class:`NotConfigured` (a provider chain
 falls back); no audio -> :class:`BadOutput`; bad arguments or an unknown voice ->
-:class:`InputError`; ``cancel`` set -> :class:`OperationCancelled` and no ``out_wav``.
+:class:`InputError`; the worker dying -> :class:`Crashed`; ``cancel`` set ->
+:class:`OperationCancelled` and no ``out_wav``.
 """
 
 from __future__ import annotations
@@ -65,7 +77,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import BadOutput, InputError, NotConfigured, OperationCancelled
-from core.media.ffmpeg import run_ffmpeg
+from core.media.ffmpeg import requires, run_ffmpeg
+from core.media.formats import AUDIO_SAMPLE_RATE, pitch_shift_filters
+from core.media.native_worker import NativeWorker
 from core.schemas import SegmentTiming, WordTiming
 
 __all__ = [
@@ -79,17 +93,25 @@ __all__ = [
     "list_voices",
     "engine_info",
     "words_per_minute",
+    "speak_reference",
 ]
 
 log = logging.getLogger(__name__)
+
+requires({"asetrate": (), "aresample": (), "atempo": (), "apad": ("whole_len",), "atrim": ("end_sample",)},
+         encoders=("pcm_s16le",))
 
 PROVIDER_ID = "local:espeak-ng"
 DEFAULT_VOICE = "en-us"
 BASE_WPM = 175  # espeakRATE_NORMAL
 MIN_WPM, MAX_WPM = 80, 450  # espeakRATE_MINIMUM, espeakRATE_MAXIMUM
-OUTPUT_SAMPLE_RATE = 48_000
+OUTPUT_SAMPLE_RATE = AUDIO_SAMPLE_RATE
 MAX_PITCH_SEMITONES = 24.0
 MAX_GAP_S = 10.0
+MAX_TOKEN_CHARS = 64  # longer unspaced runs are split for the engine (see the module docstring)
+_RENDER_TIMEOUT_S = 120.0  # one segment; espeak renders ~50x faster than real time
+
+_WORKER = NativeWorker("espeak-ng", "core.media.espeak:_worker_handle")
 
 # speak_lib.h / espeak_ng.h constants
 _EVENT_LIST_TERMINATED = 0
@@ -195,18 +217,17 @@ class _VoiceEntry:
 
 @dataclass
 class _Collector:
-    """What the callback gathers during one espeak_ng_Synthesize call."""
+    """What the callback gathers during one espeak_ng_Synthesize call (in the worker)."""
 
-    cancel: threading.Event | None
     pcm: array = field(default_factory=lambda: array("h"))
     words: list[tuple[int, int]] = field(default_factory=list)  # (text_position, sample)
-    cancelled: bool = False
     error: BaseException | None = None
 
 
 @dataclass
-class _Engine:
-    lib: ctypes.CDLL
+class _Facts:
+    """What the server knows of the engine, fetched once from the worker."""
+
     library_path: str
     data_path: str
     version: str
@@ -216,12 +237,21 @@ class _Engine:
     variants: dict[str, str]  # lower-cased variant -> file name in voices/!v
 
 
+@dataclass
+class _Engine(_Facts):
+    """The loaded library (in the worker process only)."""
+
+    lib: ctypes.CDLL | None = None
+
+
 _engine: _Engine | None = None
+_facts_cache: _Facts | None = None
+_FACTS_LOCK = threading.Lock()
 _collector: _Collector | None = None
 
 
 def _on_synth(wav: Any, numsamples: int, events: Any) -> int:
-    """The synth callback: 0 = go on, 1 = stop (cancelled or failed)."""
+    """The synth callback: 0 = go on, 1 = stop (failed)."""
     c = _collector
     if c is None:
         return 0
@@ -235,9 +265,6 @@ def _on_synth(wav: Any, numsamples: int, events: Any) -> int:
                 if ev.type == _EVENT_WORD:
                     c.words.append((ev.text_position, ev.sample))
                 i += 1
-        if c.cancel is not None and c.cancel.is_set():
-            c.cancelled = True
-            return 1
         return 0
     except BaseException as exc:  # never let an exception cross into C
         c.error = exc
@@ -396,27 +423,26 @@ def list_voices() -> list[str]:
     ``synthesize`` also accepts voice identifiers ("gmw/en-US"), voice names
     ("English (America)") and a variant suffix ("en-us+f3"; see espeak-ng-data/voices/!v).
     """
-    with _LOCK:
-        return _language_codes(_engine_locked())
+    return _language_codes(_facts())
 
 
 def engine_info() -> dict[str, Any]:
     """Facts for ``doctor``; loads the engine. Raises :class:`NotConfigured` if it cannot."""
-    with _LOCK:
-        eng = _engine_locked()
-        info: dict[str, Any] = {
-            "provider": PROVIDER_ID,
-            "engine": "espeak-ng",
-            "version": eng.version,
-            "library": eng.library_path,
-            "library_path": eng.library_path,
-            "data_path": eng.data_path,
-            "sample_rate": eng.sample_rate,
-            "voices": len(eng.voices),
-            "languages": len({code.lower() for v in eng.voices for _, code in v.languages}),
-            "default_voice": DEFAULT_VOICE,
-            "output": f"wav pcm_s16le {OUTPUT_SAMPLE_RATE} Hz stereo",
-        }
+    eng = _facts()
+    info: dict[str, Any] = {
+        "provider": PROVIDER_ID,
+        "engine": "espeak-ng",
+        "version": eng.version,
+        "library": eng.library_path,
+        "library_path": eng.library_path,
+        "data_path": eng.data_path,
+        "sample_rate": eng.sample_rate,
+        "voices": len(eng.voices),
+        "languages": len({code.lower() for v in eng.voices for _, code in v.languages}),
+        "default_voice": DEFAULT_VOICE,
+        "output": f"wav pcm_s16le {OUTPUT_SAMPLE_RATE} Hz stereo",
+        "process": "a worker process (a crash of the engine fails one request, not the server)",
+    }
     try:
         from importlib.metadata import version
 
@@ -435,15 +461,14 @@ def words_per_minute(speed: float) -> int:
 
 def is_voice(voice: str) -> bool:
     """Whether espeak-ng knows ``voice`` (code, identifier or name, with an optional variant)."""
-    with _LOCK:
-        try:
-            _resolve_voice(_engine_locked(), voice)
-        except InputError:
-            return False
+    try:
+        _resolve_voice(_facts(), voice)
+    except InputError:
+        return False
     return True
 
 
-def _resolve_voice(eng: _Engine, voice: str | None) -> str:
+def _resolve_voice(eng: _Facts, voice: str | None) -> str:
     """The name given to espeak_ng_SetVoiceByName ("gmw/en-US", "gmw/en-US+f3")."""
     requested = (voice or DEFAULT_VOICE).strip()
     base, _, variant = requested.partition("+")
@@ -466,7 +491,7 @@ def _resolve_voice(eng: _Engine, voice: str | None) -> str:
     return identifier
 
 
-def _language_codes(eng: _Engine) -> list[str]:
+def _language_codes(eng: _Facts) -> list[str]:
     return sorted({code.lower() for v in eng.voices for _, code in v.languages})
 
 
@@ -501,9 +526,8 @@ def synthesize(
     if wpm != round(BASE_WPM * speed):
         log.info("espeak-ng rate %.0f wpm clamped to %d", BASE_WPM * speed, wpm)
 
-    with _LOCK:
-        eng = _engine_locked()
-        voice_name = _resolve_voice(eng, voice)
+    eng = _facts()
+    voice_name = _resolve_voice(eng, voice)
     sr = eng.sample_rate
     gap = array("h", bytes(2 * round(gap_s * sr)))
 
@@ -537,6 +561,21 @@ def synthesize(
     return timings
 
 
+def speak_reference(
+    text: str, *, voice: str | None = None, speed: float = 1.0, cancel: threading.Event | None = None
+) -> tuple[array, int, list[WordTiming]]:
+    """One segment's samples at the engine's rate and its words' exact times (seconds from the start).
+
+    What :mod:`core.media.align` aligns other engines' speech against: no WAV, no ffmpeg."""
+    (clean,) = _clean_segments([text])
+    eng = _facts()
+    samples, events = _render(eng, clean, _resolve_voice(eng, voice), words_per_minute(speed), cancel)
+    if not samples:
+        raise BadOutput("espeak-ng produced no audio")
+    timing = _segment_timing(1, clean, samples, events, 0, eng.sample_rate)
+    return samples, eng.sample_rate, timing.words
+
+
 def _clean_segments(segments: list[str]) -> list[str]:
     if isinstance(segments, str) or not segments:
         raise InputError("segments must be a non-empty list of strings")
@@ -558,35 +597,106 @@ def _check_cancel(cancel: threading.Event | None) -> None:
 
 
 def _render(
-    eng: _Engine, text: str, voice_name: str, wpm: int, cancel: threading.Event | None
+    eng: _Facts, text: str, voice_name: str, wpm: int, cancel: threading.Event | None
 ) -> tuple[array, list[tuple[int, int]]]:
-    """One segment through the engine: its samples and (text_position, sample) word events."""
-    global _collector
-    data = text.encode("utf-8")
-    collector = _Collector(cancel=cancel)
+    """One segment through the engine's worker: its samples and (text_position, sample) word events."""
+    result, blob = _WORKER.call(
+        "render",
+        {"text": _engine_text(text), "voice": voice_name, "wpm": wpm},
+        timeout_s=_RENDER_TIMEOUT_S,
+        cancel=cancel,
+    )
+    pcm = array("h")
+    pcm.frombytes(blob[: len(blob) - len(blob) % 2])
+    if sys.byteorder == "big":  # the engine hands native shorts; WAV is little-endian
+        pcm.byteswap()
+    return pcm, [(int(p), int(n)) for p, n in result["words"]]
+
+
+def _engine_text(text: str) -> str:
+    """``text`` with every unspaced run longer than MAX_TOKEN_CHARS cut by spaces, same length.
+
+    Replacing a character (rather than inserting one) keeps the engine's character
+    positions equal to ``text``'s, so word events still land on the caption's tokens.
+    """
+    def cut(m: re.Match[str]) -> str:
+        run = list(m.group())
+        for i in range(MAX_TOKEN_CHARS, len(run), MAX_TOKEN_CHARS + 1):
+            run[i] = " "
+        return "".join(run)
+
+    return re.sub(rf"\S{{{MAX_TOKEN_CHARS + 1},}}", cut, text)
+
+
+def _facts() -> _Facts:
+    """The engine's facts, asked of the worker once (raises NotConfigured if it cannot load)."""
+    global _facts_cache
+    with _FACTS_LOCK:
+        if _facts_cache is None:
+            info, _ = _WORKER.call("info", timeout_s=60)
+            voices = [
+                _VoiceEntry(identifier=v["identifier"], name=v["name"],
+                            languages=tuple((int(p), str(c)) for p, c in v["languages"]))
+                for v in info["voices"]
+            ]
+            _facts_cache = _Facts(
+                library_path=info["library_path"],
+                data_path=info["data_path"],
+                version=info["version"],
+                sample_rate=int(info["sample_rate"]),
+                voices=voices,
+                lookup=_build_lookup(voices),
+                variants=dict(info["variants"]),
+            )
+        return _facts_cache
+
+
+# --- the worker side (runs in the engine's process) ----------------------------------------
+
+
+def _worker_handle(op: str, args: dict[str, Any]) -> tuple[Any, bytes]:
+    """Requests from :data:`_WORKER`: ``info`` and ``render``."""
     with _LOCK:
-        lib = eng.lib
-        status = lib.espeak_ng_SetVoiceByName(voice_name.encode("utf-8"))
-        if status != _ENS_OK:
-            raise InputError(f"espeak-ng cannot load voice {voice_name!r}: {_status_message(lib, status)}")
-        status = lib.espeak_ng_SetParameter(_PARAM_RATE, wpm, 0)
-        if status != _ENS_OK:
-            raise BadOutput(f"espeak-ng rejected rate {wpm}: {_status_message(lib, status)}")
-        _collector = collector
-        try:
-            status = lib.espeak_ng_Synthesize(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-        finally:
-            _collector = None
-    if collector.cancelled:
-        raise OperationCancelled("speech synthesis cancelled")
+        eng = _engine_locked()
+        if op == "info":
+            return {
+                "library_path": eng.library_path,
+                "data_path": eng.data_path,
+                "version": eng.version,
+                "sample_rate": eng.sample_rate,
+                "voices": [{"identifier": v.identifier, "name": v.name, "languages": v.languages} for v in eng.voices],
+                "variants": eng.variants,
+            }, b""
+        if op == "render":
+            pcm, words = _render_locked(eng, str(args["text"]), str(args["voice"]), int(args["wpm"]))
+            return {"words": words}, pcm.tobytes()
+    raise InputError(f"espeak-ng worker: unknown request {op!r}")
+
+
+def _render_locked(eng: _Engine, text: str, voice_name: str, wpm: int) -> tuple[array, list[tuple[int, int]]]:
+    """One espeak_ng_Synthesize call; the caller holds _LOCK."""
+    global _collector
+    assert eng.lib is not None
+    lib = eng.lib
+    data = text.encode("utf-8")
+    collector = _Collector()
+    status = lib.espeak_ng_SetVoiceByName(voice_name.encode("utf-8"))
+    if status != _ENS_OK:
+        raise InputError(f"espeak-ng cannot load voice {voice_name!r}: {_status_message(lib, status)}")
+    status = lib.espeak_ng_SetParameter(_PARAM_RATE, wpm, 0)
+    if status != _ENS_OK:
+        raise BadOutput(f"espeak-ng rejected rate {wpm}: {_status_message(lib, status)}")
+    _collector = collector
+    try:
+        status = lib.espeak_ng_Synthesize(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+    finally:
+        _collector = None
     if isinstance(collector.error, (KeyboardInterrupt, SystemExit)):
         raise collector.error
     if collector.error is not None:
         raise BadOutput(f"espeak-ng output handling failed: {collector.error}") from collector.error
     if status not in (_ENS_OK, _ENS_SPEECH_STOPPED):
-        raise BadOutput(f"espeak-ng synthesis failed: {_status_message(eng.lib, status)}")
-    if sys.byteorder == "big":  # the engine hands native shorts; WAV is little-endian
-        collector.pcm.byteswap()
+        raise BadOutput(f"espeak-ng synthesis failed: {_status_message(lib, status)}")
     return collector.pcm, collector.words
 
 
@@ -678,25 +788,10 @@ def _sec(sample: int, sr: int) -> float:
 # --- output -----------------------------------------------------------------------------------
 
 
-def _pitch_filters(semitones: float, sr: int) -> list[str]:
-    """asetrate + atempo: F0 times 2^(st/12), duration unchanged (atempo steps within 0.5..2)."""
-    if abs(semitones) < 1e-6:
-        return []
-    shifted = max(1, round(sr * 2 ** (semitones / 12)))
-    tempo = sr / shifted  # exact inverse of the rate actually used
-    filters = [f"asetrate={shifted}", f"aresample={OUTPUT_SAMPLE_RATE}"]
-    while tempo < 0.5 or tempo > 2.0:
-        step = 0.5 if tempo < 0.5 else 2.0
-        filters.append(f"atempo={step}")
-        tempo /= step
-    filters.append(f"atempo={tempo:.9f}")
-    return filters
-
-
 def _write_output(pcm: array, sr: int, out_wav: Path, semitones: float, cancel: threading.Event | None) -> None:
     out_wav.parent.mkdir(parents=True, exist_ok=True)
     out_samples = round(len(pcm) * OUTPUT_SAMPLE_RATE / sr)
-    filters = _pitch_filters(semitones, sr) or [f"aresample={OUTPUT_SAMPLE_RATE}"]
+    filters = pitch_shift_filters(semitones, sr, OUTPUT_SAMPLE_RATE) or [f"aresample={OUTPUT_SAMPLE_RATE}"]
     # Pin the length to the sample so the engine-rate timings hold in the final file.
     filters += [f"apad=whole_len={out_samples}", f"atrim=end_sample={out_samples}"]
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out_wav.name}.", suffix=".espeak.wav", dir=out_wav.parent)

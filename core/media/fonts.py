@@ -20,6 +20,7 @@ import functools
 import os
 import struct
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -157,3 +158,204 @@ def _truetype(path: str, identity: tuple[int, int, int], size: int) -> FreeTypeF
     from PIL import ImageFont
 
     return ImageFont.truetype(path, size)
+
+
+# --- every script: the fallback faces, coverage, and line breaking -------------------------------
+
+#: The faces drawn where the chosen font lacks a character (subsets of Noto Sans Bold, OFL-1.1,
+#: licence in fonts/LICENSE-Noto.txt, rebuilt by core/media/font_subsets.py (python -m core.media.font_subsets)), by what they cover.
+FALLBACK_FONTS: dict[str, str] = {
+    "arabic": "NotoSansArabic-Bold.subset.ttf",
+    "hebrew": "NotoSansHebrew-Bold.subset.ttf",
+    "devanagari": "NotoSansDevanagari-Bold.subset.ttf",
+    "thai": "NotoSansThai-Bold.subset.ttf",
+    "cjk-jp": "NotoSansCJKjp-Bold.subset.otf",
+    "cjk-sc": "NotoSansCJKsc-Bold.subset.otf",
+    "cjk-tc": "NotoSansCJKtc-Bold.subset.otf",
+    "cjk-kr": "NotoSansCJKkr-Bold.subset.otf",
+}
+#: Scripts whose letters change shape with their neighbours or run right to left: drawn only
+#: through HarfBuzz and FriBiDi (Pillow's raqm layout; libass has both built in).
+COMPLEX_SCRIPTS = ("arabic", "hebrew", "devanagari", "thai")
+
+_SCRIPT_RANGES: tuple[tuple[int, int, str], ...] = (
+    (0x0590, 0x05FF, "hebrew"), (0xFB1D, 0xFB4F, "hebrew"),
+    (0x0600, 0x08FF, "arabic"), (0xFB50, 0xFDFF, "arabic"), (0xFE70, 0xFEFF, "arabic"),
+    (0x0900, 0x097F, "devanagari"), (0xA8E0, 0xA8FF, "devanagari"),
+    (0x0E00, 0x0E7F, "thai"),
+    (0x3040, 0x30FF, "kana"), (0x31F0, 0x31FF, "kana"), (0xFF66, 0xFF9F, "kana"),
+    (0x1100, 0x11FF, "hangul"), (0x3130, 0x318F, "hangul"), (0xAC00, 0xD7AF, "hangul"),
+    (0x3400, 0x9FFF, "han"), (0xF900, 0xFAFF, "han"), (0x20000, 0x3FFFF, "han"),
+    (0x3000, 0x303F, "cjk-punct"), (0xFF00, 0xFF65, "cjk-punct"),
+)
+
+
+def script_of(ch: str) -> str | None:
+    """The script ``ch`` belongs to among those that need a fallback face (None: any other)."""
+    cp = ord(ch)
+    for lo, hi, name in _SCRIPT_RANGES:
+        if lo <= cp <= hi:
+            return name
+    return None
+
+
+def _cjk_order(text: str, language: str | None) -> list[str]:
+    """The CJK faces to try, the one whose Han forms suit the text first."""
+    lang = (language or "").lower().replace("_", "-")
+    scripts = {script_of(c) for c in text}
+    if lang.startswith("ja") or "kana" in scripts:
+        first = "cjk-jp"
+    elif lang.startswith("ko") or "hangul" in scripts:
+        first = "cjk-kr"
+    elif lang.startswith(("zh-hant", "zh-tw", "zh-hk", "zh-mo")):
+        first = "cjk-tc"
+    else:
+        first = "cjk-sc"
+    return [first, *(k for k in ("cjk-sc", "cjk-tc", "cjk-jp", "cjk-kr") if k != first)]
+
+
+@functools.lru_cache(maxsize=32)
+def _coverage(path: str, identity: tuple[int, int, int]) -> frozenset[int]:
+    from core.media.text import _mapped_code_points
+
+    return frozenset(_mapped_code_points(Path(path).read_bytes()))
+
+
+def coverage(path: Path | str) -> frozenset[int]:
+    """Every code point ``path`` maps to a glyph of its own (its cmap), read once per file version."""
+    st = os.stat(path)
+    return _coverage(str(path), (st.st_ino, st.st_size, st.st_mtime_ns))
+
+
+def _drawn(ch: str) -> bool:
+    """Whether ``ch`` needs a glyph (spaces and invisible format characters do not)."""
+    import unicodedata
+
+    return not (ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf"))
+
+
+def missing_characters(text: str, path: Path | str) -> list[str]:
+    """The characters of ``text`` that ``path`` has no glyph for, each once, in order."""
+    have = coverage(path)
+    seen: dict[str, None] = {}
+    for ch in text:
+        if _drawn(ch) and ord(ch) not in have:
+            seen.setdefault(ch)
+    return list(seen)
+
+
+def needs_complex_layout(text: str) -> bool:
+    return any(script_of(c) in COMPLEX_SCRIPTS for c in text)
+
+
+def candidate_faces(text: str, primary: Path, language: str | None = None) -> list[Path]:
+    """``primary``, then the fallback faces, most suitable for ``text`` first."""
+    scripts = {script_of(c) for c in text}
+    order = [k for k in COMPLEX_SCRIPTS if k in scripts] + _cjk_order(text, language)
+    order += [k for k in FALLBACK_FONTS if k not in order]
+    return [Path(primary), *(FONT_DIR / FALLBACK_FONTS[k] for k in order)]
+
+
+def face_for(text: str, primary: Path, language: str | None = None) -> Path:
+    """The first face that draws every character of ``text``: ``primary``, else a bundled fallback.
+
+    Raises :class:`~core.errors.InputError` naming the characters when no single face has them
+    all (drawing them would show boxes), or when ``text`` needs shaping this Pillow cannot do.
+    """
+    for face in candidate_faces(text, primary, language):
+        if not missing_characters(text, face):
+            break
+    else:
+        from core.errors import InputError
+
+        missing = missing_characters(text, primary)
+        lacking = [c for c in missing if all(ord(c) not in coverage(f) for f in candidate_faces(c, primary))]
+        shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in (lacking or missing)[:8])
+        why = ("no bundled font has " + shown) if lacking else (
+            "no one bundled font has all of its characters (it mixes scripts: " + shown + ")")
+        raise InputError(f"the text {text[:40]!r} cannot be drawn without boxes: {why}")
+    if face != Path(primary) and needs_complex_layout(text):
+        require_complex_layout(text)
+    return face
+
+
+def require_complex_layout(text: str) -> None:
+    """Raise unless Pillow can shape and order ``text`` (its raqm layout loads FriBiDi at run time)."""
+    from PIL import features
+
+    if not features.check("raqm"):
+        from core.errors import MediaError
+
+        raise MediaError(f"the text {text[:40]!r} is in a script that must be shaped (Arabic, Hebrew, Devanagari, "
+                         "Thai), and Pillow's complex text layout is unavailable: Pillow's wheels load FriBiDi "
+                         "from the system; install it (Debian/Ubuntu: apt-get install libfribidi0)")
+
+
+# Characters a line may not start with (closing punctuation, small kana) or end with (opening).
+_NO_START = set("、。，．・：；？！」』）】〕〉》”’ー…ゃゅょっャュョッぁぃぅぇぉァィゥェォ,.!?:;)]}%")
+_NO_END = set("「『（【〔〈《“‘([{")
+_PHRASED = {"kana": "ja", "han": "zh", "thai": "th"}
+
+
+@functools.lru_cache(maxsize=8)
+def _budoux(kind: str):  # -> budoux.Parser
+    import budoux
+
+    return {"ja": budoux.load_default_japanese_parser, "zh-hans": budoux.load_default_simplified_chinese_parser,
+            "zh-hant": budoux.load_default_traditional_chinese_parser, "th": budoux.load_default_thai_parser}[kind]()
+
+
+def _phrases(chunk: str, language: str | None) -> list[str]:
+    """Where ``chunk`` (text without spaces) may break: BudouX's phrases for Japanese, Chinese
+    and Thai (a small model shipped in its wheel, no dictionary), the whole chunk otherwise."""
+    scripts = {script_of(c) for c in chunk}
+    lang = (language or "").lower()
+    if "kana" in scripts or lang.startswith("ja") and "han" in scripts:
+        kind = "ja"
+    elif "han" in scripts:
+        kind = "zh-hant" if lang.startswith(("zh-hant", "zh-tw", "zh-hk")) else "zh-hans"
+    elif "thai" in scripts:
+        kind = "th"
+    else:
+        return [chunk]
+    pieces = [p for p in _budoux(kind).parse(chunk) if p]
+    # Kinsoku: closing punctuation stays with what precedes it, opening with what follows.
+    out: list[str] = []
+    for p in pieces:
+        if out and (p[0] in _NO_START or out[-1][-1] in _NO_END):
+            out[-1] += p
+        else:
+            out.append(p)
+    return out
+
+
+def break_lines(text: str, max_width: float, width: Callable[[str], float], *, language: str | None = None
+                ) -> list[str]:
+    """``text`` broken greedily into lines no wider than ``max_width`` (``width`` measures a line).
+
+    Breaks fall at spaces, and inside unspaced Japanese, Chinese and Thai at phrase boundaries
+    (:func:`_phrases`); a piece wider than a line is split between characters (never before a
+    combining mark, never so a line starts with closing punctuation).
+    """
+    from core.media.text import break_token
+
+    def fits(s: str) -> bool:
+        return width(s) <= max_width
+
+    lines: list[str] = []
+    current = ""
+    for w_i, word in enumerate(text.split()):
+        for p_i, phrase in enumerate(_phrases(word, language)):
+            glue = " " if p_i == 0 and current else ""
+            for piece in [phrase] if fits(phrase) else break_token(phrase, fits):
+                if current and fits(current + glue + piece):
+                    current = current + glue + piece
+                elif not current:
+                    current = piece
+                else:
+                    lines.append(current)
+                    current = piece
+                glue = ""
+    if current:
+        lines.append(current)
+    return lines

@@ -25,17 +25,29 @@ from typing import Any
 
 import ffmpeg
 
-from core.media.ffmpeg import run_ffmpeg
+from core.media.ffmpeg import requires, run_ffmpeg
 from core.media.filtergraph import apply_steps, input_node, num
-from core.media.timeline import AUDIO_SAMPLE_RATE, AudioLevels, Loudness, Timeline
+from core.media.formats import AUDIO_LAYOUT, AUDIO_SAMPLE_RATE, TRUE_PEAK_MAX_DBTP
+from core.media.timeline import AudioLevels, Loudness, Timeline
 
 __all__ = ["audio_graph", "level_audio", "plan_levels", "finish_levels", "measure_loudness", "LIMITER_CEILING_DBTP"]
 
 log = logging.getLogger(__name__)
 
+# What the audio graph below asks of ffmpeg (checked when the build is chosen).
+requires({
+    "anullsrc": ("r", "cl"), "aresample": (), "aformat": ("sample_fmts", "sample_rates", "channel_layouts"),
+    "volume": (), "atrim": ("start", "duration", "end_sample"), "afade": ("t", "st", "d"), "asetpts": (),
+    "apad": ("whole_len",), "asplit": (),
+    "sidechaincompress": ("threshold", "ratio", "attack", "release", "makeup"),
+    "adelay": ("delays", "all"), "amix": ("inputs", "normalize", "duration", "dropout_transition"),
+    "alimiter": ("limit", "attack", "release", "level", "latency"),
+    "ebur128": ("peak", "metadata"), "ametadata": ("mode", "file"),
+})
+
 # The limiter's ceiling sits 0.5 dB under YouTube's -1 dBTP: the AAC encoder's own
 # overshoot (measured here: 0.1-0.4 dB) must not push the result over.
-LIMITER_CEILING_DBTP = -1.5
+LIMITER_CEILING_DBTP = TRUE_PEAK_MAX_DBTP - 0.5
 
 _MAX_BOOST_DB = 30.0
 
@@ -67,10 +79,7 @@ _MUSIC_FADE_OUT_S = 2.0
 def _to_master(a: Any) -> Any:
     """Any audio (22.05 kHz mono, 44.1 kHz, 5.1 ...) -> 48 kHz stereo float."""
     a = a.filter("aresample", AUDIO_SAMPLE_RATE)
-    return a.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_SAMPLE_RATE, channel_layouts="stereo")
-
-
-_narration_chain = _to_master  # v1 name
+    return a.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_SAMPLE_RATE, channel_layouts=AUDIO_LAYOUT)
 
 
 def _gain(a: Any, db: float) -> Any:
@@ -78,14 +87,15 @@ def _gain(a: Any, db: float) -> Any:
 
 
 def _silence() -> Any:
-    return input_node(f"anullsrc=r={AUDIO_SAMPLE_RATE}:cl=stereo", "silence", f="lavfi").audio
+    return input_node(f"anullsrc=r={AUDIO_SAMPLE_RATE}:cl={AUDIO_LAYOUT}", "silence", f="lavfi").audio
 
 
 def _music_chain(tl: Timeline) -> Any:
     assert tl.music is not None
     n = tl.audio_samples
     total_s = tl.duration_s
-    # -stream_loop -1: a short bed repeats; atrim ends it (and the input) at the video's end.
+    # -stream_loop -1: a short bed repeats; atrim ends it (and the input) at the video's end. A bed from
+    # generate_music is whole loops cut on bar lines, so each repeat joins on a bar without a step.
     a = _to_master(input_node(tl.music.path, "music", stream_loop=-1)["a:0"])
     a = a.filter("atrim", end_sample=n)
     fade_in = min(_MUSIC_FADE_IN_S, total_s / 4)
@@ -145,7 +155,9 @@ def _mix(tl: Timeline) -> Any | None:
         narration = _gain(narration, levels.narration_db)
         if "music" in sources:
             both = narration.filter_multi_output("asplit", 2)
-            narration, sidechain = both[0], both[1]
+            # sidechaincompress stops at the end of its shorter input: a sidechain padded with silence to
+            # the video's length keeps the music playing after the last word.
+            narration, sidechain = both[0], both[1].filter("apad", whole_len=tl.audio_samples)
         parts.append(narration)
     music = sources.get("music")
     if music is not None:

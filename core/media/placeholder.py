@@ -12,11 +12,11 @@ The output is an intermediate that the assembly pass re-encodes: H.264 High yuv4
 length, exactly ``round(duration_s * fps)`` frames, ``+faststart``, always MP4 whatever
 ``out_path`` is called (callers write to a ``.part`` name and rename).
 
-Text layout is done here, with Pillow (HarfBuzz shaping, as drawtext) measuring the very
-font drawtext draws with. Each line reaches drawtext through its own ``textfile=`` with
-``expansion=none``, so quotes, colons, percent signs, backslashes and any script the font
-covers (Latin, Greek, Cyrillic) arrive verbatim. Every text element is drawn once, on a
-transparent band, and that band is overlaid on each frame: drawing three shadowed lines
+Text is laid out and drawn here, with Pillow (HarfBuzz shaping, FriBiDi ordering), in the
+bundled font, or for a script it lacks the bundled face that has it (core.media.fonts), so
+every script reads right whichever ffmpeg build runs, and quotes, colons, percent signs and
+backslashes arrive verbatim (no filter-graph escaping). Every text element is drawn once, on a
+transparent band (a PNG), and that band is overlaid on each frame: drawing three shadowed lines
 with drawtext on every frame of a 5 s 1080p30 card cost ~0.5 CPU-s, overlaying them ~0.15.
 """
 
@@ -38,16 +38,37 @@ from pathlib import Path
 import ffmpeg  # ffmpeg-python: the filter graph is data until the argument list is built
 
 from core.errors import InputError
-from core.media.ffmpeg import run_ffmpeg
-from core.media.fonts import font_path
+from core.media.ffmpeg import requires, run_ffmpeg
+from core.media.fonts import _phrases, face_for, font_path
+from core.media.formats import (
+    AUDIO_CHANNELS,
+    AUDIO_LAYOUT,
+    AUDIO_SAMPLE_RATE,
+    BT709_FRAME_PARAMS,
+    BT709_OUTPUT_OPTIONS,
+)
+from core.media.text import EMOJI_NOTE, as_written, break_token
 
 __all__ = ["render_title_card", "wrap_text", "choose_palette", "Palette", "MAX_LINES"]
 
 log = logging.getLogger(__name__)
 
+# What build_args asks of ffmpeg (checked when the build is chosen).
+requires(
+    {
+        "gradients": ("s", "r", "d", "n", "c0", "c1", "c2", "c3", "x0", "y0", "x1", "y1", "type", "speed", "seed"),
+        "color": ("c", "s", "r", "d"), "anullsrc": ("r", "cl"), "atrim": ("end_sample",),
+        "vignette": ("angle",), "scale": ("out_color_matrix", "out_range", "flags"), "format": (), "setsar": (),
+        "setparams": ("range", "colorspace", "color_primaries", "color_trc"), "split": (), "crop": (),
+        "overlay": ("x", "y", "eval", "format", "eof_action"), "loop": ("loop", "size", "start"),
+        "fade": ("t", "st", "d", "alpha"), "trim": ("end_frame",),
+    },
+    encoders=("libx264", "aac"),
+)
+
 MAX_LINES = 6
 ELLIPSIS = "\u2026"
-AUDIO_RATE = 48_000
+AUDIO_RATE = AUDIO_SAMPLE_RATE
 # The card is an intermediate that the assembly re-encodes, so x264 runs at ultrafast.
 # Measured on this card at 1080p30, 5 s (CPU seconds; the testsrc2 reference took about
 # 1.2-1.3): superfast took about twice the time of ultrafast for a file no smaller; CRF 20
@@ -153,11 +174,16 @@ def choose_palette(prompt: str, scene_index: int, style: str | None = None) -> P
 
 @lru_cache(maxsize=64)
 def _font(role: str, size: int, basic: bool = False):  # -> ImageFont.FreeTypeFont
-    """The bundled font at ``size``, shaped by HarfBuzz (libraqm) as drawtext shapes it."""
+    """The font at ``size`` (a role or a face's file), shaped by HarfBuzz (libraqm)."""
     from PIL import ImageFont  # imported here: only rendering needs Pillow
 
     engine = ImageFont.Layout.BASIC if basic else ImageFont.Layout.RAQM
-    return ImageFont.truetype(str(font_path(role)), size, layout_engine=engine)
+    return ImageFont.truetype(str(_face(role)), size, layout_engine=engine)
+
+
+def _face(role: str) -> Path:
+    """A role's bundled font (``display``, ``text``), or a face's file (the one that draws the prompt)."""
+    return Path(role) if role.endswith((".otf", ".ttf")) else font_path(role)
 
 
 def _width(role: str, size: int, text: str) -> float:
@@ -169,35 +195,13 @@ def _width(role: str, size: int, text: str) -> float:
 
 
 def normalise_text(text: str) -> str:
-    """One line of printable text: whitespace runs become one space, controls go."""
+    """One line of printable text as written (core.media.text: no emoji, no bidi controls):
+    whitespace runs become one space, controls go."""
+    text = as_written(text).text
     cleaned = "".join(
         " " if ch.isspace() else ch for ch in text if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
     )
     return " ".join(cleaned.split())
-
-
-def _split_long_word(word: str, fits: Callable[[str], bool]) -> list[str]:
-    """Break a word wider than the line (a URL, a long compound, unspaced script).
-
-    Each piece is the longest prefix that fits, found by bisection (a few measurements a
-    line instead of one a character).
-    """
-    pieces: list[str] = []
-    rest = word
-    while rest:
-        if fits(rest):
-            pieces.append(rest)
-            break
-        lo, hi = 1, len(rest)  # fits(rest[:lo]) is assumed (one glyph); fits(rest[:hi]) is false
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if fits(rest[:mid]):
-                lo = mid
-            else:
-                hi = mid
-        pieces.append(rest[:lo])
-        rest = rest[lo:]
-    return pieces
 
 
 def wrap_text(
@@ -223,14 +227,16 @@ def wrap_text(
     lines: list[str] = []
     current = ""
     truncated = False
-    for word in words.split(" ") if words else []:
-        pieces = [word] if fits(word) else _split_long_word(word, fits)
+    # Words, and inside unspaced Japanese, Chinese and Thai their phrases (joined without a space).
+    phrases = [(p, " " if j == 0 else "") for w in (words.split(" ") if words else []) for j, p in enumerate(_phrases(w, None))]
+    for word, glue in phrases:
+        pieces = [word] if fits(word) else break_token(word, fits)
         for i, piece in enumerate(pieces):
             if i == 0 and not current:
                 current = piece
                 continue
-            if i == 0 and fits(f"{current} {piece}"):
-                current = f"{current} {piece}"
+            if i == 0 and fits(f"{current}{glue}{piece}"):
+                current = f"{current}{glue}{piece}"
                 continue
             lines.append(current)  # a new line; a broken word always continues on one
             current = piece
@@ -254,7 +260,7 @@ def wrap_text(
 class _Layer:
     """One animated element (the label with its bar, or one title line).
 
-    Its text is drawn once by drawtext onto a transparent band with a blurred drop shadow;
+    Its text is drawn once by Pillow onto a transparent band with a blurred drop shadow;
     the band is then looped and overlaid on every frame at (x, y), fading and rising in.
     """
 
@@ -308,15 +314,15 @@ def _band(
     )
 
 
-def _balance(text: str, lines: list[str], *, size: int, max_width: float) -> list[str]:
+def _balance(text: str, lines: list[str], *, size: int, max_width: float, role: str = "display") -> list[str]:
     """The same number of lines, as even as they go: the narrowest measure that still
     takes no more lines (no lone last word under a full line)."""
-    widest_word = max(_width("display", size, word) for word in text.split(" "))
+    widest_word = max(_width(role, size, word) for w in text.split(" ") for word in _phrases(w, None))
     lo, hi = min(max(max_width * 0.4, widest_word), max_width), max_width  # never break a word
     best = lines
     for _ in range(10):
         mid = (lo + hi) / 2
-        trial, cut = wrap_text(text, role="display", size=size, max_width=mid, max_lines=len(lines))
+        trial, cut = wrap_text(text, role=role, size=size, max_width=mid, max_lines=len(lines))
         if cut:
             lo = mid
         else:
@@ -340,23 +346,25 @@ def _layout(prompt: str, scene_index: int, width: int, height: int, accent: str 
     # Width scales with size: one measurement at the largest size skips the sizes whose
     # text could never fit in 4 lines (each size tried costs a font load and a wrap).
     text = normalise_text(prompt)
-    one_line = _width("display", biggest, text[:1000]) / biggest
+    # Every script: the display font if it has every character, else the bundled face that has.
+    role = str(face_for(text[:1000], font_path("display"))) if text else "display"
+    one_line = _width(role, biggest, text[:1000]) / biggest
     for candidate in sizes:
         most = 2 if candidate > large else 4
         if one_line * candidate > (most + 0.4) * max_width:
             continue
-        lines, truncated = wrap_text(text, role="display", size=candidate, max_width=max_width, max_lines=most)
+        lines, truncated = wrap_text(text, role=role, size=candidate, max_width=max_width, max_lines=most)
         if not truncated:
             size = candidate
             break
     else:
         size = smallest
-        lines, truncated = wrap_text(text, role="display", size=size, max_width=max_width, max_lines=MAX_LINES)
+        lines, truncated = wrap_text(text, role=role, size=size, max_width=max_width, max_lines=MAX_LINES)
     if 1 < len(lines) and not truncated:
-        lines = _balance(text, lines, size=size, max_width=max_width)
+        lines = _balance(text, lines, size=size, max_width=max_width, role=role)
 
-    title_font = _font("display", size)
-    cap = -title_font.getbbox("H")[1] + title_font.getmetrics()[0]  # cap height in px
+    title_font = _font(role, size)
+    cap = -_font("display", size).getbbox("H")[1] + _font("display", size).getmetrics()[0]  # cap height in px
     line_height = round(size * 1.12)
 
     label = f"SCENE {scene_index:02d}"
@@ -383,7 +391,7 @@ def _layout(prompt: str, scene_index: int, width: int, height: int, accent: str 
     )
     title = [
         _band(
-            line, role="display", size=size, color="white", baseline=first + i * line_height,
+            line, role=role, size=size, color="white", baseline=first + i * line_height,
             width=width, height=height,
         )
         for i, line in enumerate(lines)
@@ -422,33 +430,52 @@ def _even(x: float, minimum: int = 16) -> int:
     return max(minimum, int(round(x / 2)) * 2)
 
 
-def _layer_stream(canvas, layer: _Layer, *, text_file: Path, frames: int):  # -> ffmpeg-python stream
-    """Draw ``layer`` once (shadow, blur, text) and repeat that frame ``frames`` times.
+def _band_image(layer: _Layer):  # -> PIL.Image.Image
+    """The layer's band as RGBA: a blurred drop shadow, then the text (and bar) over it.
+
+    Drawn by Pillow with HarfBuzz and FriBiDi (raqm): Arabic joined and right to left,
+    Devanagari conjuncts, Thai marks, whatever ffmpeg build runs (drawtext shapes only from
+    ffmpeg 7 on, and 5.1's would have drawn Devanagari unjoined).
+    """
+    from PIL import Image, ImageDraw, ImageFilter
+
+    font = _font(layer.role, layer.size)
+    color = "#" + layer.color[2:] if layer.color.startswith("0x") else layer.color
+    off = layer.shadow_offset
+    shadow = Image.new("L", (layer.w, layer.h), 0)
+    sd = ImageDraw.Draw(shadow)
+    sd.text((layer.w / 2 + off, layer.baseline + off), layer.text, font=font, fill=158, anchor="ms")  # 62 %
+    if layer.bar is not None:
+        bx, by, bw, bh = layer.bar
+        sd.rectangle((bx + off, by + off, bx + off + bw - 1, by + off + bh - 1), fill=158)
+    shadow = shadow.filter(ImageFilter.GaussianBlur(layer.shadow_sigma))
+    band = Image.new("RGBA", (layer.w, layer.h), (0, 0, 0, 0))
+    band.putalpha(shadow)
+    d = ImageDraw.Draw(band)
+    d.text((layer.w / 2, layer.baseline), layer.text, font=font, fill=color, anchor="ms")
+    if layer.bar is not None:
+        bx, by, bw, bh = layer.bar
+        d.rectangle((bx, by, bx + bw - 1, by + bh - 1), fill=color)
+    return band
+
+
+def _layer_stream(layer: _Layer, *, image: Path, frames: int):  # -> ffmpeg-python stream
+    """The layer's band (drawn once, :func:`_band_image`) repeated ``frames`` times.
 
     The stream ends once its fade-in is over and overlay holds its last frame: while a
     secondary input is still live, overlay copies every main frame before blending
     (framesync cannot tell whether it will be needed again), ~0.5 ms per 1080p frame per
     layer; at its end of stream that copy stops.
     """
-    band = canvas.filter("crop", layer.w, layer.h, 0, 0).split()
-    common = dict(
-        textfile=str(text_file),
-        fontfile=str(font_path(layer.role)),
-        fontsize=layer.size,
-        expansion="none",
-        y_align="baseline",
+    band = (
+        # png_pipe, not image2: image2 reads a file name as a pattern (%d, globs), and a video's
+        # folder may be called anything.
+        ffmpeg.input(str(image), f="png_pipe").video
+        .filter("scale", out_color_matrix="bt709", out_range="tv")
+        .filter("format", "yuva420p")
+        .filter("setparams", **BT709_FRAME_PARAMS)
     )
-    off = layer.shadow_offset
-    shadow = band[0].filter(
-        "drawtext", fontcolor="black@0.62", x=f"(w-text_w)/2+{off}", y=layer.baseline + off, **common
-    )
-    text = band[1].filter("drawtext", fontcolor=layer.color, x="(w-text_w)/2", y=layer.baseline, **common)
-    if layer.bar is not None:
-        bx, by, bw, bh = layer.bar
-        shadow = shadow.filter("drawbox", x=bx + off, y=by + off, w=bw, h=bh, color="black@0.62", t="fill", replace=1)
-        text = text.filter("drawbox", x=bx, y=by, w=bw, h=bh, color=layer.color, t="fill", replace=1)
-    shadow = shadow.filter("gblur", sigma=round(layer.shadow_sigma, 2))
-    return ffmpeg.overlay(shadow, text, format="yuv420").filter("loop", loop=frames - 1, size=1, start=0)
+    return band.filter("loop", loop=frames - 1, size=1, start=0)
 
 
 def build_args(
@@ -456,7 +483,7 @@ def build_args(
     *,
     layout: _Layout,
     palette: Palette,
-    text_files: Sequence[Path],
+    band_images: Sequence[Path],
     frames: int,
     width: int,
     height: int,
@@ -464,7 +491,7 @@ def build_args(
 ) -> list[str]:
     """The ffmpeg argument list (everything after the executable).
 
-    ``text_files`` hold the label, then each title line, in ``layout`` order.
+    ``band_images`` hold the label, then each title line, in ``layout`` order (:func:`_band_image`).
     """
     seconds = frames / fps
 
@@ -478,7 +505,7 @@ def build_args(
     (x0, y0), (x1, y1) = palette.direction
     grad = (
         # Half a frame more than needed, so float rounding can never cost the last frame;
-        # -frames:v cuts at exactly ``frames``.
+        # trim cuts at exactly ``frames``.
         f"gradients=s={lw}x{lh}:r={fps}:d={(frames + 0.5) / fps:.6f}:n={len(palette.colors)}:"
         + ":".join(f"c{i}={c}" for i, c in enumerate(palette.colors))
         + f":x0={round(x0 * (lw - 1))}:y0={round(y0 * (lh - 1))}:x1={round(x1 * (lw - 1))}:y1={round(y1 * (lh - 1))}"
@@ -491,60 +518,52 @@ def build_args(
         .filter("format", "yuv420p")
         .filter("scale", width, height, flags="bilinear")
         .filter("setsar", "1")
-        .filter("setparams", range="tv", colorspace="bt709", color_primaries="bt709", color_trc="bt709")
+        .filter("setparams", **BT709_FRAME_PARAMS)
     )
 
     # Foreground: every text element drawn once on a transparent canvas, then overlaid on
     # each frame (drawtext on every frame cost ~3x as much), fading and rising into place
     # one after another. Several overlays in a row are only cheap because each layer
     # stream ends after its fade (see _layer_stream).
-    canvas = (
-        # One frame (d = half a frame). The format is set inside the lavfi input: its output
-        # would otherwise lose the alpha channel.
-        ffmpeg.input(f"color=c=black@0.0:s={width}x{height}:r={fps}:d={0.5 / fps:.6f},format=yuva420p", f="lavfi")
-        .video
-        .filter("setparams", range="tv", colorspace="bt709", color_primaries="bt709", color_trc="bt709")
-        .split()
-    )
     # Each element fades and rises for ``anim``; the title lines follow the label one after
     # another. All of it is over within the first half of even a very short clip.
     anim = round(min(0.6, seconds * 0.25), 3)
     lead = round(min(0.12, seconds * 0.05), 3)
     stagger = round(min(0.1, seconds * 0.03), 3)
     layers = [layout.label, *layout.title]
-    for i, (layer, path) in enumerate(zip(layers, text_files)):
+    for i, (layer, path) in enumerate(zip(layers, band_images)):
         start = 0.0 if i == 0 else round(lead + stagger * (i - 1), 3)
         rise = 0 if i == 0 else max(2, round(layout.title_size * 0.3))
         until = min(frames, math.ceil((start + anim) * fps) + 1)  # the fade is over by then
-        stream = _layer_stream(canvas[i], layer, text_file=path, frames=until).filter(
+        stream = _layer_stream(layer, image=path, frames=until).filter(
             "fade", t="in", st=start, d=anim, alpha=1
         )
         y = str(layer.y) if not rise else f"{layer.y}+{rise}*pow(1-clip((t-{start})/{anim},0,1),3)"
         v = ffmpeg.overlay(v, stream, x=layer.x, y=y, eval="frame", format="yuv420", eof_action="repeat")
+    # Cut in the graph, not with -frames:v: in ffmpeg 5.1 that limit closes the whole file
+    # and the silent track came out 38 ms short (measured; 9.0 does not).
+    v = v.filter("trim", end_frame=frames)
 
     samples = round(seconds * AUDIO_RATE)
-    audio = ffmpeg.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi").audio.filter("atrim", end_sample=samples)
+    audio = ffmpeg.input(f"anullsrc=r={AUDIO_RATE}:cl={AUDIO_LAYOUT}", f="lavfi").audio
+    audio = audio.filter("atrim", end_sample=samples)
     out = ffmpeg.output(
         v,
         audio,
         str(out_path),
         format="mp4",
         **{
-            "frames:v": frames,
             "c:v": "libx264",
             "preset": X264_PRESET,
             "crf": X264_CRF,
             "x264-params": X264_PARAMS,
             "profile:v": "high",
             "pix_fmt": "yuv420p",
-            "colorspace": "bt709",
-            "color_primaries": "bt709",
-            "color_trc": "bt709",
-            "color_range": "tv",
+            **BT709_OUTPUT_OPTIONS,
             "c:a": "aac",
             "b:a": "128k",
             "ar": AUDIO_RATE,
-            "ac": 2,
+            "ac": AUDIO_CHANNELS,
             "movflags": "+faststart",
         },
     )
@@ -573,6 +592,8 @@ def render_title_card(
     """
     frames = _validate(duration_s, width, height, fps, scene_index, prompt)
     out_path = Path(out_path)
+    if as_written(prompt).emoji_removed:
+        log.info("title card %s: %s", out_path.name, EMOJI_NOTE)
     palette = choose_palette(prompt, scene_index, style)
     layout = _layout(prompt, scene_index, width, height, accent=palette.accent)
     log.debug(
@@ -585,12 +606,12 @@ def render_title_card(
     work = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", suffix=".text", dir=out_path.parent))
     try:
         files = []
-        for i, text in enumerate([layout.label.text, *layout.lines]):
-            p = work / f"{i}.txt"
-            p.write_text(text, encoding="utf-8")
+        for i, layer in enumerate([layout.label, *layout.title]):
+            p = work / f"{i}.png"
+            _band_image(layer).save(p)
             files.append(p)
         args = build_args(
-            out_path, layout=layout, palette=palette, text_files=files,
+            out_path, layout=layout, palette=palette, band_images=files,
             frames=frames, width=width, height=height, fps=fps,
         )
         try:

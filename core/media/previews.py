@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.errors import MediaError
+from core.media.ffmpeg import requires, run_ffmpeg
+from core.media.pictures import shrink
 
-__all__ = ["image_preview", "contact_sheet", "PREVIEW_MAX_BYTES"]
+__all__ = ["image_preview", "contact_sheet", "scene_frames", "video_rendition", "PREVIEW_MAX_BYTES"]
 
 PREVIEW_MAX_BYTES = 300_000
 _MAX_ROWS = 12
@@ -35,7 +37,9 @@ def image_preview(path: Path, *, max_width: int = 640, max_bytes: int = PREVIEW_
 
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
+            # Box-reduced to about twice the width first: an 8192 px picture is never copied at full size.
+            side = 2 * max_width * max(im.size) // im.width
+            im = shrink(im, "RGB", side) if im.width > 2 * max_width else im.convert("RGB")
             if im.width > max_width:
                 im = im.resize((max_width, round(im.height * max_width / im.width)), Image.LANCZOS)
             return _jpeg_under(im, max_bytes)
@@ -50,7 +54,9 @@ def image_preview(path: Path, *, max_width: int = 640, max_bytes: int = PREVIEW_
 _MAX_FRAMES_PAST_KEYFRAME = 12
 
 
-def _frames(path: Path, tile_w: int) -> list:  # first and (about) middle frame as PIL images
+def _frames(path: Path, tile_w: int, fractions: Sequence[float] = (0.0, 0.5),
+            max_past_keyframe: int = _MAX_FRAMES_PAST_KEYFRAME) -> list:
+    """Frames at these fractions of the clip (default: first and about the middle) as PIL images."""
     import av
 
     out = []
@@ -60,12 +66,15 @@ def _frames(path: Path, tile_w: int) -> list:  # first and (about) middle frame 
         # A 240 px tile does not show deblocking: skipping the loop filter saves about a fifth of the decode.
         stream.codec_context.options = {"skip_loop_filter": "all"}
         duration = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
-        for t in (0.0, duration / 2):
+        rate = float(stream.average_rate or 30)
+        for fraction in fractions:
+            # The last frame starts one frame before the end: aim inside it, not at the end itself.
+            t = max(0.0, min(duration * fraction, duration - 1.5 / rate))
             if t > 0 and stream.time_base:
                 container.seek(int(t / stream.time_base), stream=stream, backward=True)
             frame = None
             for n, frame in enumerate(container.decode(stream)):
-                if frame.time is None or frame.time >= t - 0.04 or n >= _MAX_FRAMES_PAST_KEYFRAME:
+                if frame.time is None or frame.time >= t - 0.04 or n >= max_past_keyframe:
                     break
             if frame is None:
                 continue
@@ -105,3 +114,32 @@ def contact_sheet(clips: Sequence[tuple[str, Path]], *, tile_width: int = 240,
         for c, frame in enumerate(frames[:2]):
             sheet.paste(frame, (label_w + pad + c * (tile_width + pad), y + (tile_h - frame.height) // 2))
     return _jpeg_under(sheet, max_bytes)
+
+
+# The storyboard's frames are judged one by one: first, middle and last exactly, so decoding may run up
+# to two seconds past a keyframe (the scenes the server writes have one every half second).
+_STORYBOARD_FRAMES_PAST_KEYFRAME = 60
+
+
+def scene_frames(path: Path, *, width: int = 320, fractions: Sequence[float] = (0.0, 0.5, 1.0),
+                 max_bytes: int = 60_000) -> list[bytes]:
+    """JPEGs of a clip at these fractions of its length (first, middle, last), ``width`` pixels wide."""
+    try:
+        frames = _frames(path, width, fractions, _STORYBOARD_FRAMES_PAST_KEYFRAME)
+    except Exception as exc:  # PyAV raises many types; a broken clip is a MediaError like any other
+        raise MediaError(f"cannot preview {path.name}: {exc}") from exc
+    if not frames:
+        raise MediaError(f"cannot preview {path.name}: no video frames")
+    return [_jpeg_under(frame, max_bytes) for frame in frames]
+
+
+# A light rendition of a whole video for a player in the client: small, low bitrate, starts at once.
+requires({"scale": ()}, encoders=("libx264", "aac"))
+
+
+def video_rendition(src: Path, out: Path, *, width: int = 640, duration_s: float | None = None) -> None:
+    """``out``: ``src`` scaled to ``width`` (never up), H.264 CRF 30 + AAC 64 kb/s, moov first. Blocking."""
+    args = ["-i", str(src), "-map", "0:v:0", "-map", "0:a:0?", "-vf", f"scale='min({width},iw)':-2",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "30", "-pix_fmt", "yuv420p", "-threads", "2",
+            "-c:a", "aac", "-b:a", "64k", "-ac", "2", "-movflags", "+faststart", "-f", "mp4", str(out)]
+    run_ffmpeg(args, duration_s=duration_s, what="the preview rendition")

@@ -21,6 +21,7 @@ __all__ = [
     "AudioStreamInfo",
     "probe",
     "mp4_top_level_atoms",
+    "mp4_truncation",
     "is_faststart",
     "MAX_MEDIA_BYTES",
     "MAX_SIDE_PX",
@@ -220,6 +221,34 @@ def _sample_table_exact(format_name: str, path: Path, size: int) -> bool:
                 return False
             offset += box
     return offset == size
+
+
+def mp4_truncation(path: str | Path) -> str | None:
+    """How an MP4/MOV was cut short (its last top-level box runs past the end), or None: whole, or not an MP4."""
+    p = Path(path)
+    size = p.stat().st_size
+    offset = 0
+    with open(p, "rb") as fh:
+        header = fh.read(8)
+        if len(header) < 8 or header[4:8] != b"ftyp":
+            return None
+        while offset < size:
+            fh.seek(offset)
+            header = fh.read(16)
+            if len(header) < 8:
+                return f"it ends inside a box header at byte {offset:,}"
+            box, kind = struct.unpack(">I4s", header[:8])
+            if box == 1 and len(header) == 16:
+                box = struct.unpack(">Q", header[8:16])[0]
+            elif box == 0:  # "to the end of the file"
+                return None
+            if box < 8:
+                return f"its '{kind.decode('latin-1')}' box is malformed"
+            if offset + box > size:
+                return (f"it ends inside its '{kind.decode('latin-1')}' box ({size:,} of the "
+                        f"{offset + box:,} bytes it declares)")
+            offset += box
+    return None
 
 
 def mp4_top_level_atoms(path: str | Path) -> list[str]:

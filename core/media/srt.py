@@ -1,16 +1,21 @@
 """SubRip (``.srt``) subtitles from narration timings.
 
-Cues are built from per-word timings when the speech engine gave them, so a cue appears
-when its first word is spoken and leaves when its last word ends. Without word timings
-(an engine that returns only whole-segment times), :func:`spread_words` spreads the
-segment's words over its span, weighted by length, and the same grouping applies.
+Cues are built from per-word timings (the engine's, or aligned to the audio by
+core.media.align for engines that give none), so a cue appears when its first word is
+spoken and leaves when its last word ends. Without any (alignment could not run),
+:func:`spread_words` spreads the segment's words over its span, weighted by length, and
+the same grouping applies.
 
 Grouping rules, in order:
 
 * a cue never spans two segments (a segment is a scene);
-* a cue ends after a word that ends a sentence (``.``, ``!``, ``?``, ``…``);
-* a cue holds at most ``max_lines`` lines of at most ``max_chars_per_line`` characters
-  (a single word longer than a line is kept whole on its own line: it cannot be split);
+* a cue ends after a word that ends a sentence (``.``, ``!``, ``?``, ``…``, ``。！？``);
+* a cue holds at most ``max_lines`` lines of at most ``max_chars_per_line`` columns (a
+  full-width character takes two); a single word longer than a line is kept whole on its
+  own line, except text written without spaces (Japanese, Chinese, Thai: one "word" may be
+  a sentence), which is cut after each sentence and at phrase boundaries
+  (core.media.fonts.break_lines, ``language`` deciding Japanese or Chinese Han), each piece
+  timed by its share of the word's characters;
 * a cue lasts at most ``max_cue_s`` seconds (a single word spoken for longer is alone);
 * lines are balanced (the narrowest wrap that needs no more lines than a greedy one).
 
@@ -22,14 +27,18 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from core.media.text import as_written, markup_spans, strip_markup
 from core.schemas import SegmentTiming, WordTiming
 
 __all__ = ["to_srt", "spread_words", "format_timestamp"]
 
-_SENTENCE_END = re.compile(r"[.!?…]['\"”’)\]]*$")
+_SENTENCE_END = re.compile(r"[.!?…。！？]['\"”’)\]」』]*$")
+_UNSPACED = ("kana", "han", "thai")  # scripts written without spaces between words
+_GLUE = "\x00"  # starts a piece of an unspaced word: no space before it (never reaches the file)
 
 
 def format_timestamp(seconds: float) -> str:
@@ -78,8 +87,12 @@ def to_srt(
     max_chars_per_line: int = 42,
     max_lines: int = 2,
     max_cue_s: float = 6.0,
+    language: str | None = None,
 ) -> str:
-    """Render ``segments`` as an SRT document (``""`` when there is nothing to show)."""
+    """Render ``segments`` as an SRT document (``""`` when there is nothing to show).
+
+    ``language`` (BCP 47) says where unspaced text may break (core.media.fonts.break_lines: Japanese,
+    Chinese, Thai phrases); a full-width character counts as two of ``max_chars_per_line``."""
     if max_chars_per_line < 1:
         raise ValueError("max_chars_per_line must be at least 1")
     if max_lines < 1:
@@ -93,8 +106,9 @@ def to_srt(
         words = [w for w in seg.words if w.text.strip()]
         if not words:
             words = spread_words(seg.text, seg.start_s, max(seg.start_s, seg.end_s))
+        words = _phrased(_plain_words(words), max_chars_per_line, language)
         for group in _group(words, max_chars_per_line, max_lines, max_cue_ms):
-            texts = [w.text.strip() for w in group]
+            texts = [w.text for w in group]
             cues.append(
                 _Cue(
                     start_ms=_to_ms(group[0].start_s),
@@ -105,13 +119,61 @@ def to_srt(
 
     _remove_overlaps(cues)
     blocks = [
-        f"{n}\n{_fmt_ms(c.start_ms)} --> {_fmt_ms(c.end_ms)}\n" + "\n".join(c.lines)
+        f"{n}\n{_fmt_ms(c.start_ms)} --> {_fmt_ms(c.end_ms)}\n" + "\n".join(ln.replace(_GLUE, "") for ln in c.lines)
         for n, c in enumerate(cues, 1)
     ]
     return "\n\n".join(blocks) + "\n" if blocks else ""
 
 
 # --- grouping and layout ----------------------------------------------------------------
+
+
+def _plain_words(words: list[WordTiming]) -> list[WordTiming]:
+    """The words as plain text (core.media.text): no markup a player would read, even one split across
+    words (``<font`` ``color=red>Hi``), no bidi controls, no emoji. A word left empty is dropped."""
+    texts = [w.text.strip() for w in words]
+    joined = " ".join(texts)
+    keep = [True] * len(joined)
+    for start, end in markup_spans(joined):
+        keep[start:end] = [False] * (end - start)
+    out: list[WordTiming] = []
+    pos = 0
+    for word, text in zip(words, texts):
+        kept = "".join(ch for ch, k in zip(text, keep[pos : pos + len(text)]) if k)
+        pos += len(text) + 1
+        plain = " ".join(as_written(strip_markup(kept)).text.split())
+        if plain:
+            out.append(word if plain == word.text else word.model_copy(update={"text": plain}))
+    return out
+
+
+def _phrased(words: list[WordTiming], max_chars: int, language: str | None) -> list[WordTiming]:
+    """Unspaced words wider than a line (a Japanese sentence is one "word") cut after each sentence and
+    where their script allows, each piece timed by its share of the word's characters; a piece after the
+    first starts with _GLUE (joined to the one before without a space)."""
+    from core.media.fonts import break_lines, script_of
+
+    out: list[WordTiming] = []
+    for word in words:
+        if _cells(word.text) <= max_chars or not any(script_of(c) in _UNSPACED for c in word.text):
+            out.append(word)
+            continue
+        sentences = re.findall(r"[^。！？]+[。！？」』]*|[。！？」』]+", word.text)  # a cue ends with its sentence
+        pieces = [p for sentence in sentences for p in break_lines(sentence, max_chars, _cells, language=language)
+                  if p]
+        total = sum(len(p) for p in pieces) or 1
+        span, done = word.end_s - word.start_s, 0
+        for i, piece in enumerate(pieces):
+            start = word.start_s + span * done / total
+            done += len(piece)
+            out.append(WordTiming(text=(_GLUE if i else "") + piece, start_s=round(start, 3),
+                                  end_s=round(word.start_s + span * done / total, 3)))
+    return out
+
+
+def _cells(text: str) -> int:
+    """Columns ``text`` takes: two for a full-width (CJK) character, none for the glue mark."""
+    return sum(0 if ch == _GLUE else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def _group(words: list[WordTiming], max_chars: int, max_lines: int, max_cue_ms: int) -> list[list[WordTiming]]:
@@ -121,7 +183,7 @@ def _group(words: list[WordTiming], max_chars: int, max_lines: int, max_cue_ms: 
         if current:
             candidate = current + [word]
             too_long = _to_ms(word.end_s) - _to_ms(current[0].start_s) > max_cue_ms
-            too_wide = len(_wrap([w.text.strip() for w in candidate], max_chars)) > max_lines
+            too_wide = len(_wrap([w.text for w in candidate], max_chars)) > max_lines
             if too_long or too_wide:
                 groups.append(current)
                 current = []
@@ -139,13 +201,14 @@ def _wrap(words: list[str], width: int) -> list[str]:
     lines: list[str] = []
     line = ""
     for word in words:
+        sep = "" if word.startswith(_GLUE) else " "
         if not line:
-            line = word
-        elif len(line) + 1 + len(word) <= width:
-            line = f"{line} {word}"
+            line = word.removeprefix(_GLUE)
+        elif _cells(line) + len(sep) + _cells(word) <= width:
+            line = f"{line}{sep}{word.removeprefix(_GLUE)}"
         else:
             lines.append(line)
-            line = word
+            line = word.removeprefix(_GLUE)
     if line:
         lines.append(line)
     return lines
@@ -156,7 +219,7 @@ def _layout(words: list[str], max_chars: int) -> list[str]:
     greedy = _wrap(words, max_chars)
     if len(greedy) <= 1:
         return greedy
-    narrowest = max(len(w) for w in words)
+    narrowest = max(_cells(w) for w in words)
     for width in range(narrowest, max_chars):
         lines = _wrap(words, width)
         if len(lines) <= len(greedy):

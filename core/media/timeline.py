@@ -5,7 +5,7 @@ integer-millisecond offsets), makes crossfade overlaps explicit per boundary, ho
 frame so the narration is not cut off, and fixes the exact audio length, what is drawn (an
 ASS document of captions and overlays, a watermark) and the audio sources. Pure: no ffmpeg,
 no I/O (except :func:`silent_aac_track`, which reads packet sizes). The graphs are built from
-it in core.media.mix (audio) and core.media.assembly (video, argv, runs).
+it in core.media.mix (audio) and core.media.videograph (video); core.media.assembly runs them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.errors import InputError
+from core.media.formats import AUDIO_SAMPLE_RATE, B_FRAMES, gop_frames
 from core.media.probe import MediaInfo
 from core.media.youtube import StreamStructure
+from core.schemas import LoudnessLufs, MusicVolume, SceneAudioVolume, default_of
 
 __all__ = [
     "SceneInput",
@@ -38,12 +40,10 @@ __all__ = [
     "silent_aac_track",
     "frames_for",
     "DEFAULT_TAIL_S",
-    "AUDIO_SAMPLE_RATE",
     "SILENT_LUFS",
 ]
 
 DEFAULT_TAIL_S = 0.5
-AUDIO_SAMPLE_RATE = 48_000
 
 # ebur128 reports -70 LUFS (its absolute gate) for silence; normalize_clip gives every
 # scene a silent track, which must not be "levelled" by +56 dB.
@@ -137,9 +137,9 @@ class FilterStep:
 class MixSettings:
     """What the soundtrack should sound like; levels are relative to the narration."""
 
-    loudness_lufs: float = -14.0
-    music_volume_db: float = -12.0
-    scene_audio_volume_db: float = -10.0
+    loudness_lufs: float = default_of(LoudnessLufs)
+    music_volume_db: float = default_of(MusicVolume)
+    scene_audio_volume_db: float = default_of(SceneAudioVolume)
 
 
 @dataclass(frozen=True)
@@ -277,7 +277,7 @@ class Timeline:
     @property
     def gop(self) -> int:
         """YouTube: closed GOP of half the frame rate."""
-        return max(1, self.fps // 2)
+        return gop_frames(self.fps)
 
     @property
     def overlap_frames(self) -> int:
@@ -510,7 +510,7 @@ def stream_copy_blockers(
         if st is None:
             reasons.append(f"{name}: its GOP structure is unknown")
             continue
-        if st.gop_frames > half or st.closed_gop is not True or (st.max_b_frames or 0) > 2:
+        if st.gop_frames > half or st.closed_gop is not True or (st.max_b_frames or 0) > B_FRAMES:
             reasons.append(f"{name} has a GOP of {st.gop_frames} frames (closed: {st.closed_gop}, "
                            f"B-frames: {st.max_b_frames}), not a closed GOP of at most {half} with 2 B-frames")
         if first_extradata is None:

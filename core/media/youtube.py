@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import MediaError
+from core.media.formats import AUDIO_SAMPLE_RATE, TRUE_PEAK_MAX_DBTP
 from core.media.probe import MediaInfo
 from core.schemas import ReadinessCheck, VideoProperties
 
@@ -29,12 +30,10 @@ __all__ = [
     "stream_structure",
     "video_properties",
     "readiness",
-    "TRUE_PEAK_MAX_DBTP",
     "LOUDNESS_TOLERANCE_LU",
 ]
 
 ALLOWED_FPS = (24.0, 25.0, 30.0, 48.0, 50.0, 60.0)
-TRUE_PEAK_MAX_DBTP = -1.0
 LOUDNESS_TOLERANCE_LU = 1.0
 
 # SDR uploads, kb/s: short side -> (standard frame rate 24-30, high frame rate 48-60).
@@ -290,7 +289,7 @@ def readiness(
         d.append(f"audio codec is {props.audio_codec}, recommended AAC-LC")
     elif (props.audio_profile or "").upper() != "LC":
         d.append(f"AAC profile is {props.audio_profile}, recommended LC")
-    if props.sample_rate not in (48000, 44100):
+    if props.sample_rate not in (AUDIO_SAMPLE_RATE, 44100):
         d.append(f"audio sample rate is {props.sample_rate}, recommended 48 kHz or 44.1 kHz")
     if props.channels != 2:
         d.append(f"audio has {props.channels} channel(s), recommended stereo")

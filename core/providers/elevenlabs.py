@@ -21,10 +21,10 @@ Choices, and why:
   the bytes of PCM inside the base64 JSON. Each answer is decoded here to 44.1 kHz mono
   s16le: ffmpeg tells corrupt data apart, the decoded length is exact (an MP3 header can
   announce the full length of a cut file), and a cut file shows as audio shorter than
-  the alignment says was spoken. Parts reach ``join_segments`` as raw PCM.
+  the alignment says was spoken. Parts are returned as raw PCM; the narration's master is made of them.
 - **Speed**: ElevenLabs accepts 0.7-1.2 (``voice_settings.speed``) and speaks it more
   naturally than a tempo filter, so that part is done by the vendor and only the rest
-  (1.5 -> 1.2 here x 1.25 in ``join_segments``) by ffmpeg. Pitch always by ffmpeg.
+  (1.5 -> 1.2 here x 1.25 when the master is made) by ffmpeg. Pitch always by ffmpeg.
 - **Voices**: a voice id (20 letters and digits) is used as given; a few default-voice
   names map to their ids; any other name (one meant for another provider, "alloy")
   speaks with :attr:`default_voice_id` and ``ProviderOutput.voice`` says so: it is not
@@ -77,6 +77,7 @@ import logging
 import math
 import mimetypes
 import re
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -86,7 +87,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anyio
 import anyio.to_thread
 
-from core.assets.atomic import scratch_dir
 from core.config import Settings
 from core.errors import (
     BadOutput,
@@ -100,15 +100,25 @@ from core.errors import (
     TimedOut,
     Unavailable,
 )
-from core.providers._vendor import retry_after_s, run_cancellable
-from core.providers.base import CallContext, ClonedVoice, ProviderOutput, SpeechSpec, scrub
+from core.providers._vendor import part_path, retry_after_s, run_cancellable
+from core.providers.base import (
+    CallContext,
+    ClonedVoice,
+    MusicFacts,
+    MusicSpec,
+    ProviderOutput,
+    SpeechParts,
+    SpeechSpec,
+    scrub,
+)
 from core.providers.pricing import cost_usd
 from core.schemas import Capability, WordTiming
 
 if TYPE_CHECKING:
     from elevenlabs.client import AsyncElevenLabs
 
-__all__ = ["ElevenLabsSpeechProvider", "DEFAULT_VOICE_ID", "PREMADE_VOICES", "words_from_alignment"]
+__all__ = ["ElevenLabsSpeechProvider", "ElevenLabsMusicProvider", "DEFAULT_VOICE_ID", "PREMADE_VOICES",
+           "words_from_alignment"]
 
 log = logging.getLogger(__name__)
 
@@ -221,43 +231,41 @@ class ElevenLabsSpeechProvider:
             nonlocal billed_chars
             billed_chars += n
 
-        from core.media.audio import SegmentAudio, join_segments
+        from core.media.audio import SegmentAudio
 
+        # The parts stay here until the narration's master is made of them (swept at the next start
+        # if a kill skips the cleanup).
+        folder = part_path(out, "elevenlabs", "")
+        folder.mkdir()
+        parts: list[SegmentAudio] = []
         try:
-            with scratch_dir(out, "elevenlabs") as tmp:  # swept at the next start if a kill skips the cleanup
-                parts: list[SegmentAudio] = []
-                async with self._client() as client:
-                    for i, text in enumerate(texts, 1):
-                        if ctx.cancel.is_set():
-                            raise OperationCancelled("speech synthesis cancelled")
-                        ctx.progress(0.9 * (i - 1) / len(texts), f"ElevenLabs: segment {i} of {len(texts)}")
-                        pcm_path = tmp / f"segment_{i:03d}.pcm"
-                        words = await self._speak_segment(
-                            client, text, pcm_path, voice_id=voice_id, speed=vendor_speed, ctx=ctx,
-                            charge=charge, secrets=secrets, tmp=tmp,
-                        )
-                        parts.append(SegmentAudio(path=pcm_path, text=text, words=tuple(words),
-                                                  raw_format=_PCM_FORMAT))
-                ctx.progress(0.9, "joining the narration")
-                timings = await anyio.to_thread.run_sync(
-                    lambda: join_segments(parts, out, speed=rest_speed, pitch_semitones=spec.pitch_semitones,
-                                          cancel=ctx.cancel)
-                )
+            async with self._client() as client:
+                for i, text in enumerate(texts, 1):
+                    if ctx.cancel.is_set():
+                        raise OperationCancelled("speech synthesis cancelled")
+                    ctx.progress(0.9 * (i - 1) / len(texts), f"ElevenLabs: segment {i} of {len(texts)}")
+                    pcm_path = folder / f"segment_{i:03d}.pcm"
+                    words = await self._speak_segment(
+                        client, text, pcm_path, voice_id=voice_id, speed=vendor_speed, ctx=ctx,
+                        charge=charge, secrets=secrets, tmp=folder,
+                    )
+                    parts.append(SegmentAudio(path=pcm_path, text=text, words=tuple(words), raw_format=_PCM_FORMAT))
         except ProviderError as exc:
-            _unlink(out)
+            shutil.rmtree(folder, ignore_errors=True)
             # Whatever ElevenLabs answered with audio was billed, even if the narration failed.
             exc.cost_usd = max(exc.cost_usd, cost_usd(self.id, billed_chars))
             exc.message = scrub(exc.message, secrets)
             exc.args = (exc.message,)
             raise
         except BaseException:
-            _unlink(out)
+            shutil.rmtree(folder, ignore_errors=True)
             if billed_chars:
                 log.info("%s stopped after %d billed characters", self.id, billed_chars)
             raise
         log.info("%s: %d segment(s), %d characters, voice %s", self.id, len(texts), billed_chars, voice_id)
+        raw = SpeechParts(parts=parts, folder=folder, speed=rest_speed, pitch_semitones=spec.pitch_semitones)
         return ProviderOutput(path=out, provider=self.id, model=self.model, cost_usd=cost_usd(self.id, billed_chars),
-                              segments=timings, voice=voice_label)
+                              voice=voice_label, speech=raw)
 
     async def _speak_segment(
         self,
@@ -467,6 +475,116 @@ class ElevenLabsSpeechProvider:
 
 
 # --- helpers --------------------------------------------------------------------------
+
+
+class ElevenLabsMusicProvider:
+    """``elevenlabs:music``: Eleven Music through the SDK's ``music.compose`` (``POST /v1/music``).
+
+    Instrumental only (``force_instrumental``: a bed under a narration must not sing). The
+    API makes 3-600 s (older documentation: 10-300 s); a track of
+    ``min(duration + crossfade, max_request_s)`` is asked for, within both, and the music
+    service loops it out to the duration on bar lines (core/media/musicbed.py), so a
+    10-minute bed costs a 5-minute track. The answer is the audio itself, streamed
+    (``mp3_44100_128``, on every plan). Billed per second asked for
+    (core/providers/pricing.py), on a 2xx answer.
+
+    Errors as the speech provider's (``_from_api_error``), plus the music API's own:
+    ``bad_prompt`` (a prompt naming an artist, a band or a song; its ``data.prompt_suggestion``
+    offers a rewording) and ``bad_composition_plan`` -> ``Refused`` with ElevenLabs' words
+    and the suggestion, so the agent can rephrase the mood.
+    """
+
+    id: ClassVar[str] = "elevenlabs:music"
+    capability: ClassVar[Capability] = "music"
+    model: ClassVar[str | None] = "music_v1"
+    key_env: ClassVar[str | None] = "ELEVENLABS_API_KEY"
+    paid: ClassVar[bool] = True
+
+    output_format: ClassVar[str] = "mp3_44100_128"
+    min_request_s: ClassVar[float] = 10.0
+    max_request_s: float = 300.0
+    crossfade_s: ClassVar[float] = 2.0  # core.media.musicbed.MAX_CROSSFADE_S: the loop eats it
+    # Composing takes about real time or less; a 5-minute track within a job's patience.
+    request_timeout_s: float = 300.0
+    connect_timeout_s: float = 10.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def unavailable_reason(self) -> str | None:
+        return ElevenLabsSpeechProvider.unavailable_reason(self)  # type: ignore[arg-type]
+
+    def request_s(self, spec: MusicSpec) -> float:
+        return round(min(self.max_request_s, max(self.min_request_s, spec.duration_s + self.crossfade_s)), 3)
+
+    def estimate_cost_usd(self, spec: MusicSpec) -> float:
+        return cost_usd(self.id, self.request_s(spec))
+
+    _client = ElevenLabsSpeechProvider._client
+
+    async def compose_music(self, spec: MusicSpec, out: Path, ctx: CallContext) -> ProviderOutput:
+        import httpx
+        from elevenlabs.core.api_error import ApiError
+
+        reason = self.unavailable_reason()
+        if reason:
+            raise NotConfigured(reason)
+        secrets = _secrets(self.settings, ctx.settings)
+        length_s = self.request_s(spec)
+        ctx.progress(0.05, f"ElevenLabs: composing {length_s:g} s of music")
+        received = 0
+
+        async def call() -> None:
+            nonlocal received
+            with anyio.fail_after(self.request_timeout_s):
+                async with self._client() as client:
+                    with out.open("wb") as f:
+                        async for chunk in client.music.compose(
+                            prompt=spec.mood,
+                            music_length_ms=int(length_s * 1000),
+                            model_id=self.model,
+                            force_instrumental=True,
+                            output_format=self.output_format,  # type: ignore[arg-type]
+                            request_options={"max_retries": 0},
+                        ):
+                            f.write(chunk)
+                            received += len(chunk)
+
+        billed = 0.0
+        try:
+            await run_cancellable(call, ctx.cancel, "music generation cancelled")
+        except ApiError as exc:
+            raise _from_music_api_error(exc, secrets) from exc
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            billed = cost_usd(self.id, length_s) if received else 0.0
+            raise TimedOut(f"ElevenLabs did not finish the music within {self.request_timeout_s:g} s",
+                           cost_usd=billed) from exc
+        except httpx.HTTPError as exc:  # refused, reset, dropped, a stream cut short
+            billed = cost_usd(self.id, length_s) if received else 0.0
+            raise Unavailable(f"ElevenLabs could not be reached or cut the music short ({type(exc).__name__})",
+                              cost_usd=billed) from exc
+        if received == 0:
+            raise BadOutput("ElevenLabs answered without audio", cost_usd=cost_usd(self.id, length_s))
+        log.info("%s: %.0f s asked for, %d bytes", self.id, length_s, received)
+        return ProviderOutput(path=out, provider=self.id, model=self.model, cost_usd=cost_usd(self.id, length_s),
+                              music=MusicFacts(seamless=False, length_s=length_s))
+
+
+def _from_music_api_error(exc: Any, secrets: list[str]) -> ProviderError:
+    """The music API's refusals (``bad_prompt``, ``bad_composition_plan``), else the speech API's mapping."""
+    code, message = _detail(exc.body)
+    if code in ("bad_prompt", "bad_composition_plan"):
+        detail = exc.body.get("detail") if isinstance(exc.body, Mapping) else None
+        data = detail.get("data") if isinstance(detail, Mapping) else None
+        suggestion = ""
+        if isinstance(data, Mapping):
+            suggestion = str(data.get("prompt_suggestion") or data.get("composition_plan_suggestion") or "")
+        said = scrub(message or code, secrets)[:300]
+        reasons = [said] + ([f"ElevenLabs suggests: {scrub(suggestion, secrets)[:300]}"] if suggestion else [])
+        return Refused(f"ElevenLabs refused the music prompt ({code}): {said}"
+                       + (f" — it suggests: {scrub(suggestion, secrets)[:200]}" if suggestion else ""),
+                       reasons=reasons)
+    return _from_api_error(exc, secrets)
 
 
 def split_text(text: str, limit: int) -> list[str]:

@@ -3,10 +3,10 @@
 ::
 
     google:veo-3.1                  models.generate_videos (enterprise mode only) -> operation polling
-                                    -> inline video bytes -> normalize_clip (Veo's own audio kept)
-    google:gemini-3.1-flash-image   models.generate_content, IMAGE modality, 16:9 -> render_thumbnail
+                                    -> inline video bytes, as Veo made them (the scene service normalises)
+    google:gemini-3.1-flash-image   models.generate_content, IMAGE modality, 16:9 or 9:16 -> the picture as is
     google:gemini-3.8-flash-tts     models.generate_content, AUDIO modality, one call per segment
-                                    -> join_segments (48 kHz stereo master, speed and pitch applied there)
+                                    -> the parts as sent (the narration joins them into the 48 kHz master)
 
 How the SDK is driven, and why:
 
@@ -68,7 +68,6 @@ from core.config import Settings
 from core.errors import (
     BadOutput,
     JobFailed,
-    MediaError,
     NotConfigured,
     ProviderError,
     RateLimited,
@@ -77,8 +76,8 @@ from core.errors import (
     Unavailable,
     YtapError,
 )
-from core.providers._vendor import part_path, retry_after_s, run_cancellable
-from core.providers.base import CallContext, ImageSpec, ProviderOutput, SpeechSpec, VideoSpec, scrub
+from core.providers._vendor import check_image, part_path, retry_after_s, run_cancellable
+from core.providers.base import CallContext, ImageSpec, ProviderOutput, SpeechParts, SpeechSpec, VideoSpec, scrub
 from core.providers.pricing import cost_usd
 from core.schemas import Capability
 
@@ -297,7 +296,7 @@ class _GoogleProvider:
 
 
 class GoogleVeoVideoProvider(_GoogleProvider):
-    """Veo 3.1 on Vertex AI: a long-running job, polled until done, its clip normalised to the contract."""
+    """Veo 3.1 on Vertex AI: a long-running job, polled until done; its clip returned as Veo made it."""
 
     id: ClassVar[str] = "google:veo-3.1"
     capability: ClassVar[Capability] = "video"
@@ -352,24 +351,29 @@ class GoogleVeoVideoProvider(_GoogleProvider):
             generate_audio=True if self.generates_audio else None,
         )
         client = self._genai()
-        ctx.progress(0.01, f"asking Veo for a {duration} s clip")
-        raw: Path | None = None
+        # An operation started by an earlier run of this job (its worker died): polled again, not paid again.
+        checkpoint = f"{self.id}:scene_{spec.scene_index}"
         try:
-            operation = await self._call(ctx, "starting the Veo job", lambda: client.aio.models.generate_videos(
-                model=self.model, source=types.GenerateVideosSource(prompt=prompt), config=config))
-            operation = await self._wait(client, operation, ctx, billed)
-            video_bytes = self._video_bytes(operation, billed)
-            raw = part_path(out, "veo", ".mp4")
-            with raw.open("wb") as f:  # megabytes: written off the event loop the other jobs share
+            if ctx.resumed.get(checkpoint):
+                ctx.progress(0.02, "resuming the Veo job started before")
+                operation = types.GenerateVideosOperation(name=ctx.resumed[checkpoint])
+            else:
+                ctx.progress(0.01, f"asking Veo for a {duration} s clip")
+                operation = await self._call(ctx, "starting the Veo job", lambda: client.aio.models.generate_videos(
+                    model=self.model, source=types.GenerateVideosSource(prompt=prompt), config=config))
+                if operation.name:
+                    ctx.checkpoint(checkpoint, operation.name)  # before anything that can fail after it
+            try:
+                operation = await self._wait(client, operation, ctx, billed)
+                video_bytes = self._video_bytes(operation, billed)
+            except ProviderError:
+                ctx.checkpoint(checkpoint, None)  # no clip from this operation: a new attempt starts anew
+                raise
+            with out.open("wb") as f:  # megabytes: written off the event loop the other jobs share
                 await anyio.to_thread.run_sync(f.write, video_bytes)
-            ctx.progress(0.9, "normalising the Veo clip")
-            await self._normalize(raw, out, spec, ctx, billed)
         except BaseException:
             out.unlink(missing_ok=True)
             raise
-        finally:
-            if raw is not None:
-                raw.unlink(missing_ok=True)
         return ProviderOutput(path=out, provider=self.id, model=self.model, cost_usd=billed)
 
     async def _wait(self, client: Any, operation: Any, ctx: CallContext, billed: float) -> Any:
@@ -427,28 +431,12 @@ class GoogleVeoVideoProvider(_GoogleProvider):
                 "ytap-mcp does not set output_gcs_uri and does not read gs:// buckets", cost_usd=billed)
         raise BadOutput(f"{self.id}: Veo returned a video entry without bytes", cost_usd=billed)
 
-    async def _normalize(self, raw: Path, out: Path, spec: VideoSpec, ctx: CallContext, billed: float) -> None:
-        from core.media.normalize import normalize_clip
-
-        def work() -> None:
-            # keep_src=False: a clip already in the contract format is renamed to ``out``, not copied.
-            normalize_clip(raw, out, width=spec.width, height=spec.height, fps=spec.fps, duration_s=spec.duration_s,
-                           cancel=ctx.cancel, on_progress=lambda f: ctx.progress(0.9 + 0.1 * f, "normalising the clip"),
-                           keep_src=False)
-
-        try:
-            await anyio.to_thread.run_sync(work)
-        except BadOutput as exc:  # a clip that does not decode: truncated or not video at all
-            raise BadOutput(f"{self.id}: {exc.message}", cost_usd=billed) from exc
-        except MediaError as exc:  # it probed, but ffmpeg could not decode it to the end
-            raise BadOutput(f"{self.id}: Veo's clip could not be re-encoded: {exc.message}", cost_usd=billed) from exc
-
 
 # --------------------------------------------------------------------------- Gemini image
 
 
 class GeminiImageProvider(_GoogleProvider):
-    """A 16:9 picture from Gemini, finished into the contract thumbnail (title drawn by us)."""
+    """A 16:9 (or 9:16) picture from Gemini, without text: the caller draws any title itself."""
 
     id: ClassVar[str] = "google:gemini-3.1-flash-image"
     capability: ClassVar[Capability] = "image"
@@ -460,15 +448,12 @@ class GeminiImageProvider(_GoogleProvider):
 
     @staticmethod
     def image_prompt(spec: ImageSpec) -> str:
-        if spec.prompt:
-            return spec.prompt
-        about = f"“{spec.title}”" + (f" — {spec.subtitle}" if spec.subtitle else "")
         style = f" Style: {spec.style}." if spec.style else ""
-        return (
-            f"A striking background image for a YouTube thumbnail of a video titled {about}.{style} "
-            "Bold, high-contrast, one clear subject, leave calm space for a large headline. "
-            "No text, no letters, no words, no logos, no watermarks."
-        )
+        return f"{spec.prompt.strip()}{style} No text, no letters, no words, no logos, no watermarks."
+
+    @staticmethod
+    def aspect_ratio(spec: ImageSpec) -> str:
+        return "9:16" if spec.height > spec.width else "16:9"
 
     async def generate_image(self, spec: ImageSpec, out: Path, ctx: CallContext) -> ProviderOutput:
         self._require()
@@ -476,13 +461,11 @@ class GeminiImageProvider(_GoogleProvider):
 
         config = types.GenerateContentConfig(
             response_modalities=["IMAGE"],
-            image_config=types.ImageConfig(aspect_ratio="16:9"),
+            image_config=types.ImageConfig(aspect_ratio=self.aspect_ratio(spec)),
         )
         client = self._genai()
         prompt = self.image_prompt(spec)
         ctx.progress(0.05, "asking Gemini for the picture")
-        raw: Path | None = None
-        billed = 0.0
         try:
             response = await self._call(ctx, "generating the image", lambda: client.aio.models.generate_content(
                 model=self.model, contents=prompt, config=config))
@@ -490,37 +473,20 @@ class GeminiImageProvider(_GoogleProvider):
             if blob is None:
                 raise _no_media(self, response, "an image")
             billed = cost_usd(self.id, 1)
-            suffix = {"image/jpeg": ".jpg", "image/webp": ".webp"}.get((blob.mime_type or "").lower(), ".png")
-            raw = part_path(out, "gemini", suffix)
-            raw.write_bytes(blob.data)
-            ctx.progress(0.8, "composing the thumbnail")
-            await self._finish(raw, out, spec, billed)
+            data = bytes(blob.data)
+            await anyio.to_thread.run_sync(lambda: check_image(data, f"{self.id}: Gemini's image", cost_usd=billed))
+            out.write_bytes(data)
         except BaseException:
             out.unlink(missing_ok=True)
             raise
-        finally:
-            if raw is not None:
-                raw.unlink(missing_ok=True)
         return ProviderOutput(path=out, provider=self.id, model=self.model, cost_usd=billed)
-
-    async def _finish(self, raw: Path, out: Path, spec: ImageSpec, billed: float) -> None:
-        from core.media.thumbnail import render_thumbnail
-
-        def work() -> None:
-            render_thumbnail(out, title=spec.title, subtitle=spec.subtitle, style=spec.style, background=raw,
-                             font=spec.font)
-
-        try:
-            await anyio.to_thread.run_sync(work)
-        except MediaError as exc:  # the picture does not decode: truncated or not an image
-            raise BadOutput(f"{self.id}: Gemini's image is unreadable: {exc.message}", cost_usd=billed) from exc
 
 
 # --------------------------------------------------------------------------- Gemini speech
 
 
 class GeminiSpeechProvider(_GoogleProvider):
-    """Gemini TTS, one call per segment, joined into the 48 kHz stereo master with timings."""
+    """Gemini TTS, one call per segment; the parts are returned raw (the narration's master is made of them)."""
 
     id: ClassVar[str] = "google:gemini-3.8-flash-tts"
     capability: ClassVar[Capability] = "speech"
@@ -554,7 +520,7 @@ class GeminiSpeechProvider(_GoogleProvider):
         self._require()
         from google.genai import types
 
-        from core.media.audio import SegmentAudio, join_segments
+        from core.media.audio import SegmentAudio
 
         voice, reported = self.resolve_voice(spec.voice)
         config = types.GenerateContentConfig(
@@ -583,27 +549,13 @@ class GeminiSpeechProvider(_GoogleProvider):
                     raise _no_media(self, response, "audio", cost=before)
                 billed_chars += len(text)  # audio came back: billed, whatever it turns out to be worth
                 parts.append(self._write_part(blob, work_dir, i, text, cost_usd(self.id, billed_chars)))
-            billed = cost_usd(self.id, billed_chars)
-            ctx.progress(0.9, "joining the narration")
-
-            def join() -> Any:
-                return join_segments(parts, out, speed=spec.speed, pitch_semitones=spec.pitch_semitones,
-                                     cancel=ctx.cancel)
-
-            try:
-                segments = await anyio.to_thread.run_sync(join)
-            except BadOutput as exc:
-                raise BadOutput(f"{self.id}: {exc.message}", cost_usd=billed) from exc
-            except MediaError as exc:
-                raise BadOutput(f"{self.id}: Gemini's audio could not be decoded: {exc.message}",
-                                cost_usd=billed) from exc
         except BaseException:
-            out.unlink(missing_ok=True)
-            raise
-        finally:
             shutil.rmtree(work_dir, ignore_errors=True)
-        return ProviderOutput(path=out, provider=self.id, model=self.model, cost_usd=billed, segments=segments,
-                              voice=reported)
+            raise
+        # Gemini has no speed or pitch control: the master applies both.
+        raw = SpeechParts(parts=parts, folder=work_dir, speed=spec.speed, pitch_semitones=spec.pitch_semitones)
+        return ProviderOutput(path=out, provider=self.id, model=self.model, cost_usd=cost_usd(self.id, billed_chars),
+                              voice=reported, speech=raw)
 
     def _write_part(self, blob: Any, work_dir: Path, index: int, text: str, billed: float) -> Any:
         from core.media.audio import SegmentAudio

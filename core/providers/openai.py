@@ -19,7 +19,8 @@ are scrubbed of every secret before they leave.
     BadRequestError, anything else          ->   Unavailable (our request shape: a bug, not the caller's input)
     AuthenticationError / PermissionDenied  ->   NotConfigured ("OPENAI_API_KEY was rejected (401)")
     malformed JSON, cut-short media,
-      undecodable image / audio / video     ->   BadOutput (carrying the cost when the call was billed)
+      undecodable image                     ->   BadOutput (carrying the cost when the call was billed)
+    (audio and video that do not decode fail in the finishing step the chain runs: BadOutput there)
     video job status "failed"               ->   JobFailed (Refused when the job was moderated)
 
 Why the async client: cancellation. ``ctx.cancel`` is watched while the call runs and
@@ -28,7 +29,7 @@ worker thread could only be abandoned, left running (and writing) until its time
 price is that an httpx2 async pool belongs to the event loop that opened it (reusing one
 from another loop raises "Event loop is closed"), so a provider keeps one client per
 running loop — in the server that is the one job loop, so one client for its lifetime.
-Blocking media work (ffmpeg, Pillow) still runs in worker threads with ``cancel=``.
+Blocking work (decoding a picture to check it) still runs in a worker thread.
 
 The Sora API shut down on 2026-09-24 (the SDK marks every ``videos`` method deprecated);
 ``openai:sora-2`` stays for OpenAI-compatible video endpoints and is opt-in.
@@ -39,10 +40,10 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import io
 import json
 import logging
 import re
+import shutil
 import threading
 import time
 import typing
@@ -60,7 +61,6 @@ from core.errors import (
     BadOutput,
     InputError,
     JobFailed,
-    MediaError,
     NotConfigured,
     ProviderError,
     RateLimited,
@@ -70,8 +70,8 @@ from core.errors import (
 )
 from core.providers import pricing
 from core.providers._vendor import cancel_on, check_image, part_path, retry_after_s
-from core.providers.base import CallContext, ImageSpec, ProviderOutput, SpeechSpec, VideoSpec, scrub
-from core.schemas import Capability, SegmentTiming
+from core.providers.base import CallContext, ImageSpec, ProviderOutput, SpeechParts, SpeechSpec, VideoSpec, scrub
+from core.schemas import Capability
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -362,8 +362,8 @@ def _sdk_voices() -> frozenset[str]:
 
 class OpenAISpeechProvider(_OpenAIProvider):
     """``/audio/speech``: one call per segment (segments map to scenes), longer ones split at
-    sentence ends; the parts are joined into the 48 kHz stereo master with pitch applied
-    there (OpenAI has no pitch control). OpenAI announced the TTS models' shutdown for
+    sentence ends; the parts are returned raw (24 kHz PCM), the narration's finishing step
+    joins them into the 48 kHz stereo master with pitch applied there (OpenAI has no pitch control). OpenAI announced the TTS models' shutdown for
     2027-01-06; they stay selectable until then."""
 
     id: ClassVar[str] = "openai:gpt-4o-mini-tts"
@@ -395,7 +395,7 @@ class OpenAISpeechProvider(_OpenAIProvider):
         return DEFAULT_VOICE, f"{DEFAULT_VOICE} ({requested!r} is not an OpenAI voice for {self.model})"
 
     async def synthesize(self, spec: SpeechSpec, out: Path, ctx: CallContext) -> ProviderOutput:
-        from core.media.audio import SegmentAudio, join_segments
+        from core.media.audio import SegmentAudio
 
         texts = [" ".join(s.split()) for s in spec.segments]
         if not texts or not all(texts):
@@ -404,7 +404,9 @@ class OpenAISpeechProvider(_OpenAIProvider):
         plan = [(i, chunk) for i, text in enumerate(texts) for chunk in split_for_speech(text, self.max_chars)]
         client = self._client()
         suffix = ".pcm" if self.response_format == "pcm" else f".{self.response_format}"
-        paths: list[Path] = []
+        folder = part_path(out, "openai-tts", "")  # the parts, until the narration's master is made of them
+        folder.mkdir()
+        parts: list[SegmentAudio] = []
         billed_chars = 0
 
         def billed() -> float:
@@ -414,8 +416,7 @@ class OpenAISpeechProvider(_OpenAIProvider):
             async with cancel_on(ctx.cancel, "speech synthesis cancelled"):
                 for n, (segment, chunk) in enumerate(plan):
                     ctx.progress(0.9 * n / len(plan), f"{self.model}: segment {segment + 1} of {len(texts)}")
-                    path = part_path(out, f"openai-{n + 1:03d}", suffix)
-                    paths.append(path)
+                    path = folder / f"part_{n + 1:03d}{suffix}"
                     kwargs: dict[str, Any] = dict(model=self.model, input=chunk, voice=voice,
                                                   response_format=self.response_format, speed=spec.speed)
                     if self.supports_instructions and spec.instructions:
@@ -428,39 +429,16 @@ class OpenAISpeechProvider(_OpenAIProvider):
                             await self._stream_to_file(response, path, what, cost_usd=billed())
                     if self.response_format == "pcm" and path.stat().st_size % 2:
                         raise BadOutput(f"the {what} is not 16-bit PCM (odd byte count)", cost_usd=billed())
-
-                ctx.progress(0.9, "joining the narration")
-                parts = [SegmentAudio(path=p, text=chunk, raw_format=PCM_FORMAT if suffix == ".pcm" else None)
-                         for p, (_, chunk) in zip(paths, plan, strict=True)]
-                try:
-                    timings = await anyio.to_thread.run_sync(
-                        lambda: join_segments(parts, out, speed=1.0, pitch_semitones=spec.pitch_semitones,
-                                              cancel=ctx.cancel)
-                    )
-                except BadOutput as exc:
-                    raise BadOutput(exc.message, cost_usd=billed()) from exc
-                except MediaError as exc:
-                    raise BadOutput(f"OpenAI's speech audio could not be decoded: {exc.message}",
-                                    cost_usd=billed()) from exc
+                    parts.append(SegmentAudio(path=path, text=chunk,
+                                              raw_format=PCM_FORMAT if suffix == ".pcm" else None))
         except BaseException:
-            _remove(out)
+            shutil.rmtree(folder, ignore_errors=True)
             raise
-        finally:
-            _remove(*paths)
-        return ProviderOutput(path=out, provider=self.id, model=self.model, cost_usd=billed(),
-                              segments=_merge_chunks(timings, [i for i, _ in plan], texts), voice=voice_used)
-
-
-def _merge_chunks(timings: list[SegmentTiming], owners: list[int], texts: list[str]) -> list[SegmentTiming]:
-    """One timing per segment again, when long segments were spoken in several requests."""
-    merged: list[SegmentTiming] = []
-    for timing, owner in zip(timings, owners, strict=True):
-        if merged and len(merged) == owner + 1:
-            last = merged[-1]
-            merged[-1] = last.model_copy(update={"end_s": timing.end_s, "words": [*last.words, *timing.words]})
-        else:
-            merged.append(timing.model_copy(update={"index": owner + 1, "text": texts[owner]}))
-    return merged
+        # Pitch is left to the master (OpenAI has none); speed was spoken by OpenAI.
+        raw = SpeechParts(parts=parts, folder=folder, speed=1.0, pitch_semitones=spec.pitch_semitones,
+                          segment_of=[i for i, _ in plan] if len(plan) > len(texts) else None)
+        return ProviderOutput(path=out, provider=self.id, model=self.model, cost_usd=billed(), voice=voice_used,
+                              speech=raw)
 
 
 class OpenAITTSHDSpeechProvider(OpenAISpeechProvider):
@@ -479,14 +457,13 @@ class OpenAITTSHDSpeechProvider(OpenAISpeechProvider):
 
 
 class OpenAIImageProvider(_OpenAIProvider):
-    """``/images/generations`` with gpt-image-2: a background without text, then the title
-    is drawn by :func:`core.media.thumbnail.render_thumbnail` into the contract JPEG."""
+    """``/images/generations`` with gpt-image-2: a picture without text, as OpenAI made it."""
 
     id: ClassVar[str] = "openai:gpt-image-2"
     capability: ClassVar[Capability] = "image"
     model: ClassVar[str | None] = "gpt-image-2"
-    # The widest standard GPT-image size; render_thumbnail cover-fits it to 1280x720.
-    size: ClassVar[str] = "1536x1024"
+    # The standard GPT-image sizes by shape: the widest for a landscape request (the caller cover-fits it).
+    sizes: ClassVar[dict[str, str]] = {"landscape": "1536x1024", "portrait": "1024x1536", "square": "1024x1024"}
     # Sent explicitly: the price in core.providers.pricing is for this quality ("auto" may pick high).
     quality: ClassVar[str] = "medium"
     # Generation takes tens of seconds and the answer (base64) only starts when it is done.
@@ -495,53 +472,38 @@ class OpenAIImageProvider(_OpenAIProvider):
     def estimate_cost_usd(self, spec: ImageSpec) -> float:
         return pricing.cost_usd(self.id, 1)
 
+    @classmethod
+    def size_for(cls, spec: ImageSpec) -> str:
+        shape = "landscape" if spec.width > spec.height else "portrait" if spec.height > spec.width else "square"
+        return cls.sizes[shape]
+
     @staticmethod
     def prompt_for(spec: ImageSpec) -> str:
-        no_text = ("Do not draw any text, letters, numbers, captions, logos or watermarks: "
-                   "the title is added afterwards.")
-        if spec.prompt:
-            return f"{spec.prompt.strip()}\n\n{no_text}"
-        style = f" Visual style: {spec.style.strip()}." if spec.style else ""
-        return (f"Background image for a YouTube video thumbnail about: {spec.title.strip()}.{style} "
-                "One bold, instantly readable subject, dramatic lighting, rich saturated colours, high contrast, "
-                "wide 16:9 composition with the subject to one side and calm space for a headline on the other. "
-                f"{no_text}")
+        style = f"\n\nVisual style: {spec.style.strip()}." if spec.style else ""
+        return (f"{spec.prompt.strip()}{style}\n\nDo not draw any text, letters, numbers, captions, logos or "
+                "watermarks: any text is added afterwards.")
 
     async def generate_image(self, spec: ImageSpec, out: Path, ctx: CallContext) -> ProviderOutput:
-        from core.media.thumbnail import render_thumbnail
-
         client = self._client()
         cost = self.estimate_cost_usd(spec)
-        raw = part_path(out, "openai-background", ".img")
         try:
-            async with cancel_on(ctx.cancel, "thumbnail generation cancelled"):
-                ctx.progress(0.05, f"{self.model}: generating the background")
+            async with cancel_on(ctx.cancel, "image generation cancelled"):
+                ctx.progress(0.05, f"{self.model}: generating the picture")
                 # Streamed, so that a body cut short after a 200 (billed) is told apart from a
                 # connection that failed before any answer (not billed).
-                with self._boundary("the thumbnail image", answered_cost_usd=cost):
+                with self._boundary("the image", answered_cost_usd=cost):
                     async with client.images.with_streaming_response.generate(
-                        model=self.model, prompt=self.prompt_for(spec), size=self.size, quality=self.quality, n=1,
+                        model=self.model, prompt=self.prompt_for(spec), size=self.size_for(spec),
+                        quality=self.quality, n=1,
                     ) as response:
                         await response.read()
                         result = await response.parse()
                 data = _b64_image(result, cost)
-
-                def render() -> None:
-                    check_image(data, "OpenAI's image", cost_usd=cost)
-                    raw.write_bytes(data)
-                    render_thumbnail(out, title=spec.title, subtitle=spec.subtitle, style=spec.style,
-                                     background=raw, font=spec.font)
-
-                ctx.progress(0.8, "drawing the title")
-                try:
-                    await anyio.to_thread.run_sync(render)
-                except MediaError as exc:
-                    raise BadOutput(f"OpenAI's image could not be used: {exc.message}", cost_usd=cost) from exc
+                await anyio.to_thread.run_sync(lambda: check_image(data, "OpenAI's image", cost_usd=cost))
+                out.write_bytes(data)
         except BaseException:
             _remove(out)
             raise
-        finally:
-            _remove(raw)
         return ProviderOutput(path=out, provider=self.id, model=self.model, cost_usd=cost)
 
 
@@ -561,8 +523,8 @@ def _b64_image(response: Any, cost: float) -> bytes:
 
 class OpenAIVideoProvider(_OpenAIProvider):
     """``/videos`` (Sora 2): create the job (multipart form), poll it ourselves with a deadline
-    and ``ctx.cancel``, download the MP4 next to ``out``, then normalise it to the contract
-    scene (size, fps, exact duration: a 4/8/12 s clip is trimmed or its last frame held)."""
+    and ``ctx.cancel``, download the MP4 to ``out`` as Sora made it (4/8/12 s, 720p): the
+    scene service's finishing step puts it in the contract format."""
 
     id: ClassVar[str] = "openai:sora-2"
     capability: ClassVar[Capability] = "video"
@@ -604,25 +566,37 @@ class OpenAIVideoProvider(_OpenAIProvider):
         return prompt
 
     async def generate_video(self, spec: VideoSpec, out: Path, ctx: CallContext) -> ProviderOutput:
-        from core.media.normalize import normalize_clip
-
         client = self._client()
         seconds = self.seconds_for(spec.duration_s)
         cost = self.estimate_cost_usd(spec)
-        raw = part_path(out, "openai-clip", ".mp4")
         try:
             async with cancel_on(ctx.cancel, f"scene {spec.scene_index} generation cancelled"):
-                ctx.progress(0.02, f"{self.model}: submitting a {seconds} s clip")
-                form: dict[str, Any] = dict(model=self.model, prompt=self.prompt_for(spec), seconds=str(seconds),
-                                            size=self.size_for(spec))
-                with self._boundary("the video job"), _quiet_sora():
-                    creating = client.videos.create(**form)  # multipart/form-data, as the SDK sends it
-                with self._boundary("the video job"):
-                    job = await creating
-                video_id = getattr(job, "id", None)
-                if not video_id:
-                    raise BadOutput("OpenAI's video job answer has no id")
-                await self._wait_for(client, job, ctx, cost)
+                # A job id recorded by an earlier run of this job (its worker died): resumed, not paid again.
+                checkpoint = f"{self.id}:scene_{spec.scene_index}"
+                video_id = ctx.resumed.get(checkpoint)
+                if video_id:
+                    ctx.progress(0.05, f"{self.model}: resuming video job {video_id}")
+                    with self._boundary("the video job status"), _quiet_sora():
+                        checking = client.videos.retrieve(video_id)
+                    with self._boundary("the video job status"):
+                        job = await checking
+                else:
+                    ctx.progress(0.02, f"{self.model}: submitting a {seconds} s clip")
+                    form: dict[str, Any] = dict(model=self.model, prompt=self.prompt_for(spec), seconds=str(seconds),
+                                                size=self.size_for(spec))
+                    with self._boundary("the video job"), _quiet_sora():
+                        creating = client.videos.create(**form)  # multipart/form-data, as the SDK sends it
+                    with self._boundary("the video job"):
+                        job = await creating
+                    video_id = getattr(job, "id", None)
+                    if not video_id:
+                        raise BadOutput("OpenAI's video job answer has no id")
+                    ctx.checkpoint(checkpoint, video_id)  # before anything that can fail after it
+                try:
+                    await self._wait_for(client, job, ctx, cost)
+                except ProviderError:
+                    ctx.checkpoint(checkpoint, None)  # the vendor's job failed: a new attempt submits anew
+                    raise
 
                 ctx.progress(0.8, f"{self.model}: downloading the clip")
                 what = "video download"
@@ -630,23 +604,10 @@ class OpenAIVideoProvider(_OpenAIProvider):
                     downloading = client.videos.with_streaming_response.download_content(video_id, variant="video")
                 with self._boundary(what, cost_usd=cost):
                     async with downloading as response:
-                        await self._stream_to_file(response, raw, what, cost_usd=cost)
-
-                ctx.progress(0.85, "normalising the clip")
-                try:
-                    await anyio.to_thread.run_sync(lambda: normalize_clip(
-                        raw, out, width=spec.width, height=spec.height, fps=spec.fps, duration_s=spec.duration_s,
-                        cancel=ctx.cancel, on_progress=lambda f: ctx.progress(0.85 + 0.15 * f, "normalising the clip"),
-                    ))
-                except BadOutput as exc:
-                    raise BadOutput(exc.message, cost_usd=cost) from exc
-                except MediaError as exc:
-                    raise BadOutput(f"OpenAI's clip could not be re-encoded: {exc.message}", cost_usd=cost) from exc
+                        await self._stream_to_file(response, out, what, cost_usd=cost)
         except BaseException:
             _remove(out)  # a half-written clip never survives under the name we were given
             raise
-        finally:
-            _remove(raw)
         return ProviderOutput(path=out, provider=self.id, model=self.model, cost_usd=cost)
 
     async def _wait_for(self, client: AsyncOpenAI, job: Any, ctx: CallContext, cost: float) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Price", "PRICES", "price_for", "cost_usd"]
+__all__ = ["Price", "PRICES", "price_for", "cost_usd", "scene_cost_usd"]
 
 Unit = Literal["second", "character", "image"]
 
@@ -34,6 +34,19 @@ PRICES: dict[str, Price] = {
     "openai:sora-2": Price(
         0.10, "second", "https://platform.openai.com/docs/pricing", "2026-11-24",
         "sora-2 at 720p; the OpenAI Sora API shut down on 2026-09-24 (opt-in for compatible endpoints)",
+    ),
+    # Replicate (core.providers.replicate): billed per second of output video. NOT verified against the
+    # model pages from this machine (offline): figures as Replicate listed them in 2025; check before relying.
+    "replicate:seedance-1-lite": Price(
+        0.036, "second", "https://replicate.com/bytedance/seedance-1-lite", "2026-12-05",
+        "720p output ($0.018/s at 480p, $0.072/s at 1080p); the adapter asks for 720p",
+    ),
+    "replicate:seedance-1-pro": Price(
+        0.15, "second", "https://replicate.com/bytedance/seedance-1-pro", "2026-12-05", "1080p output",
+    ),
+    "replicate:hailuo-02": Price(
+        0.045, "second", "https://replicate.com/minimax/hailuo-02", "2026-12-05",
+        "768p output, $0.27 per 6 s clip; 1080p is $0.08/s",
     ),
     # --- speech: per character of input text ---
     "openai:gpt-4o-mini-tts": Price(
@@ -64,14 +77,29 @@ PRICES: dict[str, Price] = {
         0.067, "image", "https://ai.google.dev/gemini-api/docs/pricing", "2026-11-24",
         "about 1120 output tokens per 1K image at $60/1M image output tokens",
     ),
+    # --- music: per second of music asked for (music_length_ms) ---
+    "elevenlabs:music": Price(
+        0.0125, "second", "https://docs.venice.ai/models/music", "2026-12-05",
+        "$0.75 per minute of Eleven Music. NOT verified against ElevenLabs' own page (its API sells music as plan "
+        "minutes); the figure is a reseller's pass-through price, an upper estimate for the budget",
+    ),
 }
 
 
 def price_for(provider_id: str) -> Price | None:
-    """None for free providers (the local tier, self-hosted servers)."""
-    return PRICES.get(provider_id)
+    """None for free providers (the local tier, self-hosted servers). A still in motion,
+    ``motion:<image id>``, costs what its still costs: one image."""
+    return PRICES.get(provider_id.removeprefix("motion:"))
 
 
 def cost_usd(provider_id: str, units: float) -> float:
-    price = PRICES.get(provider_id)
+    price = price_for(provider_id)
     return round(price.usd_per_unit * units, 6) if price else 0.0
+
+
+def scene_cost_usd(provider_id: str, duration_s: float) -> float:
+    """What one scene of ``duration_s`` costs: per second of video, or one image for a still in motion."""
+    price = price_for(provider_id)
+    if price is None:
+        return 0.0
+    return cost_usd(provider_id, 1.0 if price.unit == "image" else duration_s)

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import UTC, datetime, timedelta
 
 from core.errors import BadOutput, JobFailed, ProviderError, RateLimited, TimedOut, Unavailable
@@ -127,6 +128,9 @@ class ConcurrencyLimits:
     overrides: Mapping[str, int] = field(default_factory=dict)
     local: int = max(1, os.cpu_count() or 2)
     _sems: dict[tuple[int, str], asyncio.Semaphore] = field(default_factory=dict)
+    # Limits that also hold across processes (core.scaleout.slots, on a PostgreSQL registry): an object
+    # with ``slot(provider_id, limit)``, an async context manager; local engines stay per machine.
+    shared: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def limit_for(self, provider_id: str) -> int:
@@ -146,4 +150,8 @@ class ConcurrencyLimits:
             if sem is None:
                 sem = self._sems[key] = asyncio.Semaphore(self.limit_for(provider_id))
         async with sem:
-            yield
+            if self.shared is None or provider_id.startswith("local:"):
+                yield
+            else:
+                async with self.shared.slot(provider_id, self.limit_for(provider_id)):
+                    yield

@@ -2,8 +2,7 @@
 
 ``POST {YTAP_SD_BASE_URL}/sdapi/v1/txt2img`` with a JSON body (prompt, negative_prompt, a
 16:9 size, steps, cfg_scale, seed, sampler) answers ``{"images": [base64 PNG], "parameters",
-"info"}``; the first image becomes the background of the contract thumbnail through
-:func:`core.media.thumbnail.render_thumbnail`, as OpenAI's does. ``<model>`` is
+"info"}``; the first image is returned as it is (the caller draws any title). ``<model>`` is
 ``YTAP_SD_MODEL`` (a checkpoint name, sent as ``override_settings.sd_model_checkpoint``) or
 ``default``: whatever checkpoint the server has loaded. The server is the user's own: the
 provider is free (no entry in core.providers.pricing) and runs one image at a time.
@@ -34,7 +33,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import io
 import json
 import logging
 from pathlib import Path
@@ -47,7 +45,6 @@ import anyio.to_thread
 from core.config import Settings
 from core.errors import (
     BadOutput,
-    MediaError,
     NotConfigured,
     OperationCancelled,
     ProviderError,
@@ -55,7 +52,7 @@ from core.errors import (
     TimedOut,
     Unavailable,
 )
-from core.providers._vendor import cancel_on, check_image, part_path, retry_after_s
+from core.providers._vendor import cancel_on, check_image, retry_after_s
 from core.providers.base import CallContext, ImageSpec, ProviderOutput
 from core.schemas import Capability
 
@@ -77,7 +74,7 @@ def sd_provider_id(settings: Settings) -> str:
 
 
 class StableDiffusionImageProvider:
-    """A thumbnail background from the user's own AUTOMATIC1111/Forge server (``--api``)."""
+    """A picture from the user's own AUTOMATIC1111/Forge server (``--api``)."""
 
     id: ClassVar[str] = "sd:default"  # the instance's id names its model: see __init__
     capability: ClassVar[Capability] = "image"
@@ -85,8 +82,8 @@ class StableDiffusionImageProvider:
     key_env: ClassVar[str | None] = None  # no key: an endpoint
     endpoint_env: ClassVar[str] = "YTAP_SD_BASE_URL"
     paid: ClassVar[bool] = False
-    # 16:9 at SDXL's native pixel count (a trained bucket, both sides multiples of 64);
-    # render_thumbnail cover-fits it to 1280x720, cropping 1.5 % of the width.
+    # 16:9 at SDXL's native pixel count (a trained bucket, both sides multiples of 64); the
+    # thumbnail's composer cover-fits it to 1280x720, cropping 1.5 % of the width.
     width: ClassVar[int] = 1344
     height: ClassVar[int] = 768
     steps: ClassVar[int] = 25
@@ -137,8 +134,8 @@ class StableDiffusionImageProvider:
         body: dict[str, Any] = {
             "prompt": self.prompt_for(spec),
             "negative_prompt": self.negative_prompt_for(spec),
-            "width": self.width,
-            "height": self.height,
+            "width": self.size_for(spec)[0],
+            "height": self.size_for(spec)[1],
             "steps": self.steps,
             "cfg_scale": self.cfg_scale,
             "seed": self.seed_for(spec),
@@ -154,8 +151,12 @@ class StableDiffusionImageProvider:
             body["override_settings"] = {"sd_model_checkpoint": self.model}
         return body
 
+    def size_for(self, spec: ImageSpec) -> tuple[int, int]:
+        """The provider's 16:9 size, turned upright for a portrait request."""
+        return (self.height, self.width) if spec.height > spec.width else (self.width, self.height)
+
     def negative_prompt_for(self, spec: ImageSpec) -> str:
-        """The caller's negative prompt after ours: the title is drawn later, so no text in the picture, ever."""
+        """The caller's negative prompt after ours: any title is drawn later, so no text in the picture, ever."""
         extra = (spec.negative_prompt or "").strip()
         return f"{self.negative_prompt}, {extra}" if extra else self.negative_prompt
 
@@ -167,13 +168,8 @@ class StableDiffusionImageProvider:
 
     @staticmethod
     def prompt_for(spec: ImageSpec) -> str:
-        """A comma-separated SD prompt: the caller's, or one built from the title (text: the negative prompt)."""
-        if spec.prompt:
-            prompt = spec.prompt.strip()
-        else:
-            prompt = (f"{spec.title.strip()}, background image for a youtube thumbnail, one bold instantly readable "
-                      "subject, dramatic lighting, rich saturated colours, high contrast, wide 16:9 composition, "
-                      "subject to one side, calm empty space on the other side")
+        """The caller's prompt, with the style after a comma as SD prompts are written."""
+        prompt = spec.prompt.strip()
         if spec.style:
             prompt += f", {spec.style.strip()}"
         return prompt
@@ -183,41 +179,26 @@ class StableDiffusionImageProvider:
     async def generate_image(self, spec: ImageSpec, out: Path, ctx: CallContext) -> ProviderOutput:
         import httpx
 
-        from core.media.thumbnail import render_thumbnail
-
         reason = self.unavailable_reason()
         if reason:
             raise NotConfigured(reason)
-        raw = part_path(out, "sd-background", ".png")
         timeout = httpx.Timeout(self.request_timeout_s, connect=self.connect_timeout_s)
         try:
             async with httpx.AsyncClient(timeout=timeout, trust_env=False, follow_redirects=False) as client:
-                ctx.progress(0.05, f"{self.id}: generating the background on {self.shown_url}")
+                ctx.progress(0.05, f"{self.id}: generating the picture on {self.shown_url}")
                 try:
-                    async with cancel_on(ctx.cancel, "thumbnail generation cancelled"):
+                    async with cancel_on(ctx.cancel, "image generation cancelled"):
                         answer = await self._txt2img(client, self.request_body(spec))
                 except (OperationCancelled, TimedOut):
                     await self._interrupt(client)  # or the GPU keeps working on an image nobody will use
                     raise
             data = _first_image(answer, self.shown_url)
-
-            def render() -> None:
-                check_image(data, "the Stable Diffusion image")
-                raw.write_bytes(data)
-                render_thumbnail(out, title=spec.title, subtitle=spec.subtitle, style=spec.style, background=raw,
-                                 font=spec.font)
-
-            ctx.progress(0.8, "drawing the title")
-            try:
-                await anyio.to_thread.run_sync(render)
-            except MediaError as exc:
-                raise BadOutput(f"the Stable Diffusion image could not be used: {exc.message}") from exc
+            await anyio.to_thread.run_sync(lambda: check_image(data, "the Stable Diffusion image"))
+            out.write_bytes(data)
         except BaseException:
             _remove(out)
             raise
-        finally:
-            _remove(raw)
-        log.info("%s made a %dx%d background (seed %s)", self.id, self.width, self.height, _seed_of(answer))
+        log.info("%s made a %dx%d picture (seed %s)", self.id, *self.size_for(spec), _seed_of(answer))
         return ProviderOutput(path=out, provider=self.id, model=self.model, cost_usd=0.0)
 
     async def _txt2img(self, client: httpx.AsyncClient, body: dict[str, Any]) -> Any:

@@ -2,7 +2,7 @@
 
 Refs are resolved and confined to the video's folder before any job starts (``prepare``);
 in the job, every input is probed once (in parallel, while the hardware encoders are
-tried), the request becomes a frozen timeline (core.media.assembly) with its captions
+tried), the request becomes a frozen timeline (core.media.timeline) with its captions
 (core.media.captions), the audio is measured and levelled (audio-only runs), the video is
 rendered to a temporary name and renamed into place, then measured again: the result
 reports what the file is (probe, GOP structure, EBU R128 loudness), not what ffmpeg was
@@ -23,19 +23,26 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from core.assets import AssetRow, VideoPaths, atomic_target, atomic_write_text
+from core.assets.props import FinalVideoProps, NarrationProps
 from core.errors import AssetNotFound, InputError, MediaError, OperationCancelled
 from core.jobs import JobHandle
 from core.media import assembly as media_assembly
 from core.media import captions as media_captions
 from core.media import encoders as media_encoders
+from core.media import timeline as media_timeline
 from core.media.probe import MediaInfo, is_faststart, probe
 from core.media.youtube import StreamStructure, readiness, stream_structure, video_properties
 from core.runtime import Runtime
 from core.schemas import AssemblyRequest, AssemblyResult, Attempt, SegmentTiming
 from core.services.common import asset_fields
+from core.services.credits import credits_note, video_credits
 from core.services.fonts import ResolvedFont, resolve_font
 
 __all__ = ["AssemblyPlan", "prepare", "assemble_video", "output_size", "MAX_VIDEO_DURATION_S"]
+
+# The video's chunks from its last render, reused where nothing that shapes their frames changed
+# (hidden: not an asset; archive_video drops it).
+CHUNK_CACHE_DIR = ".chunks"
 
 # A 4 h video is about 2.5 h of encoding on 2 cores at veryfast: longer jobs belong in parts.
 MAX_VIDEO_DURATION_S = 4 * 3600
@@ -89,7 +96,7 @@ def prepare(rt: Runtime, req: AssemblyRequest) -> AssemblyPlan:
     if req.scenes:
         scene_paths = [_resolve(paths, ref, "scene") for ref in req.scenes]
     else:
-        rows = sorted(rt.registry.current_assets(req.workspace_id, req.video_id, "scene"), key=lambda r: r.scene_index or 0)
+        rows = sorted(rt.registry.assets.current(req.workspace_id, req.video_id, "scene"), key=lambda r: r.scene_index or 0)
         if not rows:
             raise AssetNotFound(
                 f"video {req.workspace_id}/{req.video_id} has no scenes yet: call generate_scene first, or pass scenes"
@@ -116,16 +123,18 @@ def prepare(rt: Runtime, req: AssemblyRequest) -> AssemblyPlan:
     elif paths.narration.is_file():
         narration_path = paths.confine(paths.narration)
     music_path = _resolve(paths, req.music, "music") if req.music else None
+    if req.music is None:  # not given: the video's bed (generate_music or import_asset), when it is intact
+        beds = [r for r in rt.registry.assets.current(req.workspace_id, req.video_id, "music") if r.state == "ok"]
+        music_path = paths.confine(paths.root / beds[0].rel_path) if beds else None
     watermark_path = _resolve(paths, req.watermark, "watermark") if req.watermark else None
 
     caption_font = resolve_font(rt, paths, req.caption_font, what="caption_font") if req.caption_font else None
 
     segments = None
     if narration_path is not None:
-        row = rt.registry.asset_by_path(paths, narration_path)
-        raw = (row.props.get("segments") if row is not None else None) or None
-        if raw:
-            segments = tuple(SegmentTiming.model_validate(s) for s in raw)
+        row = rt.registry.assets.by_path(paths, narration_path)
+        if row is not None and isinstance(row.props, NarrationProps) and row.props.segments:
+            segments = row.props.segments
     return AssemblyPlan(req, paths, tuple(scene_paths), narration_path, music_path, watermark_path, segments,
                         caption_font)
 
@@ -201,20 +210,20 @@ async def assemble_video(rt: Runtime, plan: AssemblyPlan, handle: JobHandle) -> 
         n_info = by_path[plan.narration_path]
         if n_info.audio is None:
             raise InputError(f"{paths.uri(plan.narration_path)} has no audio stream")
-        narration = media_assembly.NarrationInput(plan.narration_path, n_info.duration_s)
+        narration = media_timeline.NarrationInput(plan.narration_path, n_info.duration_s)
     if plan.music_path is not None:
         m_info = by_path[plan.music_path]
         if m_info.audio is None:
             raise InputError(f"music {paths.uri(plan.music_path)} has no audio stream")
-        music = media_assembly.MusicInput(plan.music_path, m_info.duration_s)
+        music = media_timeline.MusicInput(plan.music_path, m_info.duration_s)
     if plan.watermark_path is not None:
         if by_path[plan.watermark_path].video is None:
             raise InputError(f"watermark {paths.uri(plan.watermark_path)} is not an image")
-        watermark = media_assembly.Watermark(plan.watermark_path, req.watermark_position, req.watermark_opacity)
+        watermark = media_timeline.Watermark(plan.watermark_path, req.watermark_position, req.watermark_opacity)
 
     aspect = req.aspect_ratio or _majority_aspect(scenes)
     width, height = output_size(aspect, req.height)
-    timeline = media_assembly.build_timeline(
+    timeline = media_timeline.build_timeline(
         scenes,
         width=width,
         height=height,
@@ -224,7 +233,7 @@ async def assemble_video(rt: Runtime, plan: AssemblyPlan, handle: JobHandle) -> 
         crossfade_s=req.crossfade_s if req.transition == "crossfade" else 0.0,
         music=music,
         watermark=watermark,
-        mix=media_assembly.MixSettings(req.loudness_lufs, req.music_volume_db, req.scene_audio_volume_db),
+        mix=media_timeline.MixSettings(req.loudness_lufs, req.music_volume_db, req.scene_audio_volume_db),
     )
     if timeline.duration_s > MAX_VIDEO_DURATION_S:
         raise InputError(
@@ -244,11 +253,14 @@ async def assemble_video(rt: Runtime, plan: AssemblyPlan, handle: JobHandle) -> 
         else:
             cues = media_captions.caption_cues(plan.segments, layout)
     overlays = [_overlay(o, timeline.duration_s, n) for n, o in enumerate(req.overlays, 1)]
+    notes += media_captions.text_notes(plan.segments if cues else [], overlays, face)  # emoji removed
     font_used: dict[str, Any] | None = None
     if cues or overlays:
         font_used = plan.caption_font.record() if plan.caption_font else {"name": DEFAULT_CAPTION_FONT, "bundled": True}
-        timeline = replace(timeline, captions_ass=media_captions.build_ass(cues, layout, overlays),
-                           caption_fonts=() if face == media_captions.DEFAULT_CAPTION_FONT else (face.path,))
+        ass = media_captions.build_ass(cues, layout, overlays)
+        timeline = replace(timeline, captions_ass=ass,
+                           caption_fonts=() if face == media_captions.DEFAULT_CAPTION_FONT
+                           else (face.path, *media_captions.fallback_faces_in(ass)))
     elif plan.caption_font is not None:
         notes.append("caption_font unused: no captions or overlays were drawn")
 
@@ -275,7 +287,7 @@ async def assemble_video(rt: Runtime, plan: AssemblyPlan, handle: JobHandle) -> 
         done = await anyio.to_thread.run_sync(
             lambda: media_assembly.assemble(
                 timeline, tmp, encoders=encoders, on_failure=failed, on_progress=progress, cancel=handle.cancel,
-                preset=rt.settings.x264_preset, webm_path=webm_tmp,
+                preset=rt.settings.x264_preset, webm_path=webm_tmp, cache_dir=paths.root / CHUNK_CACHE_DIR,
             )
         )
         _check_cancel(handle)  # still under the temporary names: a cancel now leaves nothing behind
@@ -305,40 +317,43 @@ async def assemble_video(rt: Runtime, plan: AssemblyPlan, handle: JobHandle) -> 
     has_sound = timeline.levels is not None and timeline.levels.measured_lufs is not None
     check = readiness(props, expected_width=width, expected_height=height, expected_fps=req.fps,
                       loudness_lufs=req.loudness_lufs if has_sound else None)
-    encode = media_assembly.describe_encode(timeline, done.encoder)
+    encode = {**media_assembly.describe_encode(timeline, done.encoder), "chunks_reused": done.segments_reused,
+              "chunks_encoded": done.segments_encoded, "encodes": done.chunks}
     scene_uris = [paths.uri(p) for p in plan.scene_paths]
     attempts.append(Attempt(provider="local:ffmpeg", outcome="succeeded",
                             decision=f"assembly always runs locally ({encode['encoder']})"))
     levels = timeline.levels
-    row = rt.registry.add_asset(
+    row = rt.registry.assets.add(
         paths,
         kind="final_video",
         path=final,
         provider="local:ffmpeg",
         model=encode["encoder"],
         cost_usd=0.0,
-        props={
-            "duration_s": info.duration_s,
-            "width": props.width,
-            "height": props.height,
-            "fps": props.fps,
-            "sample_rate": props.sample_rate,
-            "channels": props.channels,
-            "properties": props.model_dump(),
-            "youtube_readiness": check.model_dump(),
-            "scenes": scene_uris,
-            "encode": encode,
-            "audio_levels": None if levels is None else {
+        props=FinalVideoProps(
+            duration_s=info.duration_s,
+            width=props.width,
+            height=props.height,
+            fps=props.fps,
+            sample_rate=props.sample_rate,
+            channels=props.channels,
+            properties=props,
+            youtube_readiness=check,
+            scenes=tuple(scene_uris),
+            encode=encode,
+            audio_levels=None if levels is None else {
                 "narration_db": levels.narration_db, "music_db": levels.music_db, "scene_db": list(levels.scene_db),
                 "final_db": levels.final_db, "limiter": levels.limiter},
-            "srt": paths.relative(srt_final) if cues else None,
-            "caption_font": font_used,
-            "webm": paths.relative(webm_final) if req.export_webm else None,
-        },
+            srt=paths.relative(srt_final) if cues else None,
+            caption_font=font_used,
+            webm=paths.relative(webm_final) if req.export_webm else None,
+        ),
         attempts=attempts,
         capability="assembly",
         job_id=handle.job_id,
     )
+    credits = video_credits(rt, paths.workspace_id, paths.video_id, plan.scene_paths)
+    notes += filter(None, [credits_note(paths, credits)])
     return AssemblyResult(
         **asset_fields(paths, row, attempts),
         scenes=scene_uris,
@@ -357,30 +372,32 @@ async def assemble_video(rt: Runtime, plan: AssemblyPlan, handle: JobHandle) -> 
         webm_uri=paths.uri(webm_final) if req.export_webm else None,
         hold_s=round(timeline.hold_frames / timeline.fps, 3),
         notes=notes,
+        chunks_reused=done.segments_reused,
+        chunks_encoded=done.segments_encoded,
     )
 
 
 def _silent_tracks(scene_paths: tuple[Path, ...]) -> list[bool]:
     with ThreadPoolExecutor(max_workers=min(4, max(1, len(scene_paths))), thread_name_prefix="silence") as pool:
-        return list(pool.map(media_assembly.silent_aac_track, scene_paths))
+        return list(pool.map(media_timeline.silent_aac_track, scene_paths))
 
 
-def _scene_inputs(plan: AssemblyPlan, infos: list[MediaInfo], silent: list[bool]) -> list[media_assembly.SceneInput]:
+def _scene_inputs(plan: AssemblyPlan, infos: list[MediaInfo], silent: list[bool]) -> list[media_timeline.SceneInput]:
     """Scenes in order; a presenter clip takes the scene before it as its background (one slot)."""
     req = plan.request
     presenters = set(req.presenter_scenes)
-    key = media_assembly.ChromaKey(req.chroma_color, req.chroma_similarity, req.chroma_blend)
-    out: list[media_assembly.SceneInput] = []
+    key = media_timeline.ChromaKey(req.chroma_color, req.chroma_similarity, req.chroma_blend)
+    out: list[media_timeline.SceneInput] = []
     for n, (path, info) in enumerate(zip(plan.scene_paths, infos, strict=True), 1):
         if n + 1 in presenters:
             continue  # the next scene's background
         if n in presenters:
             bg_path, bg_info = plan.scene_paths[n - 2], infos[n - 2]
-            background = media_assembly.SceneInput(bg_path, bg_info)
-            out.append(media_assembly.SceneInput(path, info, background=background, chroma=key,
+            background = media_timeline.SceneInput(bg_path, bg_info)
+            out.append(media_timeline.SceneInput(path, info, background=background, chroma=key,
                                                  silent_audio=silent[n - 1]))
         else:
-            out.append(media_assembly.SceneInput(path, info, silent_audio=silent[n - 1]))
+            out.append(media_timeline.SceneInput(path, info, silent_audio=silent[n - 1]))
     return out
 
 
@@ -402,13 +419,13 @@ def _structures(scene_paths: tuple[Path, ...]) -> list[StreamStructure | None]:
 
 
 def _maybe_stream_copy(
-    timeline: media_assembly.Timeline,
-    scenes: list[media_assembly.SceneInput],
+    timeline: media_timeline.Timeline,
+    scenes: list[media_timeline.SceneInput],
     structures: list[StreamStructure | None],
     notes: list[str],
-) -> media_assembly.Timeline:
+) -> media_timeline.Timeline:
     """The stream-copy fast path when every scene already is the target and nothing is drawn."""
-    blockers = media_assembly.stream_copy_blockers(timeline, scenes, structures)
+    blockers = media_timeline.stream_copy_blockers(timeline, scenes, structures)
     if blockers:
         log.info("stream copy not possible: %s", "; ".join(blockers))
         return timeline
@@ -416,6 +433,6 @@ def _maybe_stream_copy(
     return replace(timeline, copy_video=True)
 
 
-def _majority_aspect(scenes: list[media_assembly.SceneInput]) -> str:
+def _majority_aspect(scenes: list[media_timeline.SceneInput]) -> str:
     portrait = sum(1 for s in scenes if s.info.video and s.info.video.height > s.info.video.width)
     return "9:16" if portrait * 2 > len(scenes) else "16:9"

@@ -36,32 +36,35 @@ class CacheHit:
     key: str
 
 
-def lookup(rt: Runtime, key: str) -> CacheHit | None:
-    found = rt.registry.cache_get(key)
+def lookup(rt: Runtime, key: str, *, kind: str | None = None) -> CacheHit | None:
+    """The asset an identical request made (of ``kind``, when given), while its file still holds those bytes."""
+    found = rt.registry.cache.get(key)
     if found is None:
         return None
     row, sha = found
+    if kind is not None and row.kind != kind:
+        return None
     path = rt.paths(row.workspace_id, row.video_id).root / row.rel_path
     if not path.is_file() or file_sha256(path) != sha:
-        rt.registry.cache_forget(key)  # the file changed or went away: the entry no longer says the truth
+        rt.registry.cache.forget(key)  # the file changed or went away: the entry no longer says the truth
         return None
     return CacheHit(row, path, key)
 
 
 def remember(rt: Runtime, key: str, row: AssetRow, path: Path) -> None:
     # The row's hash is of the bytes it registered; ``path`` is hashed only for a row without one.
-    rt.registry.cache_put(key, row.asset_id, row.sha256 or file_sha256(path))
+    rt.registry.cache.put(key, row.asset_id, row.sha256 or file_sha256(path))
 
 
 def place_copy(rt: Runtime, hit: CacheHit, paths: VideoPaths, final: Path, *, capability: str,
                scene_index: int | None, job_id: str | None, extra_files: dict[Path, Path] | None = None
                ) -> tuple[AssetRow, list[Attempt]]:
     """The hit as the asset of ``final``'s slot: the same row when it already is, else a registered copy."""
-    rt.registry.cache_hit(hit.key)
+    rt.registry.cache.hit(hit.key)
     attempts = [Attempt(provider=hit.row.provider, outcome="succeeded", decision=f"cache hit: identical request made "
                         f"{hit.row.asset_id} ({hit.row.workspace_id}/{hit.row.video_id}/{hit.row.rel_path})")]
     if final.resolve() == hit.path.resolve():
-        current = rt.registry.asset_by_path(paths, final)
+        current = rt.registry.assets.by_path(paths, final)
         if current is not None and current.asset_id == hit.row.asset_id:
             return current, attempts
     paths.ensure()
@@ -77,7 +80,7 @@ def place_copy(rt: Runtime, hit: CacheHit, paths: VideoPaths, final: Path, *, ca
                 if dst == final:
                     sha = digest
         main = next((tmp for tmp, dst in moves.items() if dst == final), None)
-        row = rt.registry.add_asset(
+        row = rt.registry.assets.add(
             paths, kind=hit.row.kind, path=final, provider=hit.row.provider, model=hit.row.model, cost_usd=0.0,
             props=hit.row.props, attempts=attempts, capability=capability, scene_index=scene_index, job_id=job_id,
             staged=main, sha256=sha, sidecars={tmp: dst for tmp, dst in moves.items() if dst != final},

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from core.assets import AssetRow, VideoPaths
 from core.errors import ProvidersExhausted, YtapError
 from core.jobs import JobHandle
 from core.providers.base import CallContext
 from core.runtime import Runtime
-from core.schemas import Attempt
+from core.schemas import AssetResult, Attempt
 
 __all__ = ["call_context", "asset_fields", "record_failure"]
 
@@ -22,17 +24,27 @@ def call_context(
     def progress(fraction: float, message: str) -> None:
         handle.progress(start + span * max(0.0, min(1.0, fraction)), message)
 
-    remaining = None
-    if rt.settings.budget_usd is not None:
-        remaining = rt.settings.budget_usd - rt.registry.spent_usd(paths.workspace_id, paths.video_id)
-    return CallContext(settings=rt.settings, cancel=handle.cancel, progress=progress, budget_remaining_usd=remaining)
+    assets, budget = rt.registry.assets, rt.settings.budget_usd
+    if budget is None:
+        return CallContext(settings=rt.settings, cancel=handle.cancel, progress=progress,
+                           resumed=handle.checkpoints, checkpoint=handle.checkpoint)
+
+    def hold(provider_id: str, usd: float) -> tuple[int | None, float]:
+        return assets.hold_budget(handle.job_id, paths.workspace_id, paths.video_id, provider_id, usd, budget)
+
+    return CallContext(settings=rt.settings, cancel=handle.cancel, progress=progress,
+                       budget_remaining_usd=budget - assets.spent_usd(paths.workspace_id, paths.video_id),
+                       resumed=handle.checkpoints, checkpoint=handle.checkpoint, hold_budget=hold,
+                       settle_budget=assets.settle_hold)
 
 
-def asset_fields(paths: VideoPaths, row: AssetRow, attempts: list[Attempt], *, cached: bool = False) -> dict[str, Any]:
-    """The AssetResult fields of a registered asset."""
+def asset_fields(paths: VideoPaths, row: AssetRow, attempts: list[Attempt], *, cached: bool = False,
+                 into: type[BaseModel] = AssetResult) -> dict[str, Any]:
+    """The fields of ``into`` (an asset result class) that every registered asset has: the media properties
+    only where that kind declares them."""
     p = row.props
     path = paths.root / row.rel_path
-    return {
+    fields = {
         "asset_id": row.asset_id,
         "kind": row.kind,
         "workspace_id": row.workspace_id,
@@ -43,17 +55,18 @@ def asset_fields(paths: VideoPaths, row: AssetRow, attempts: list[Attempt], *, c
         "model": row.model,
         "cost_usd": round(sum(a.cost_usd for a in attempts), 6),
         "bytes": row.bytes,
-        "duration_s": p.get("duration_s"),
-        "width": p.get("width"),
-        "height": p.get("height"),
-        "fps": p.get("fps"),
-        "sample_rate": p.get("sample_rate"),
-        "channels": p.get("channels"),
+        "duration_s": p.duration_s,
+        "width": p.width,
+        "height": p.height,
+        "fps": p.fps,
+        "sample_rate": p.sample_rate,
+        "channels": p.channels,
         "cached": cached,
         "created_at": row.created_at,
         "state": row.state,
         "attempts": attempts,
     }
+    return {name: value for name, value in fields.items() if name in into.model_fields}
 
 
 def record_failure(rt: Runtime, paths: VideoPaths, capability: str, exc: BaseException, job_id: str) -> None:
@@ -64,4 +77,4 @@ def record_failure(rt: Runtime, paths: VideoPaths, capability: str, exc: BaseExc
     elif isinstance(exc, YtapError):
         attempts = list(getattr(exc, "attempts", []) or [])
     if attempts:
-        rt.registry.record_attempts(paths, capability=capability, attempts=attempts, job_id=job_id)
+        rt.registry.assets.record_attempts(paths, capability=capability, attempts=attempts, job_id=job_id)

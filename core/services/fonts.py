@@ -47,7 +47,7 @@ class ResolvedFont:
 
 def imported_fonts(rt: Runtime, paths: VideoPaths) -> list[str]:
     """The video's imported fonts on record, as paths in its folder."""
-    rows = rt.registry.current_assets(paths.workspace_id, paths.video_id, "font")
+    rows = rt.registry.assets.current(paths.workspace_id, paths.video_id, "font")
     return sorted(r.rel_path for r in rows if PurePosixPath(r.rel_path).suffix.lower() in FONT_SUFFIXES)
 
 

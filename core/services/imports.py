@@ -28,25 +28,38 @@ music      audio/music.wav          48 kHz stereo 16-bit PCM, whatever came in (
 image      images/<name>.jpg|.png   a user picture for later use (a watermark, a background),
                                     not the thumbnail: JPEG and PNG are kept byte for byte
                                     (re-encoded only to stand a camera's rotated JPEG upright);
-                                    WebP, GIF, BMP and TIFF become PNG with transparency, else JPEG
+                                    WebP, GIF, BMP and TIFF become PNG with transparency, else JPEG;
+                                    a re-encoded picture larger than 4096 px on a side is
+                                    reduced by a whole factor (8192 px -> 4096, 5000 -> 2500)
 font       fonts/<name>.ttf|.otf    kept byte for byte, after Pillow has loaded it and drawn text
 ========== ======================== ==========================================================
 
 ``<name>`` is the source file's name, lower-cased, to letters, digits, ``-`` and ``_``;
 importing the same name again replaces the file (and the asset on record), as a new scene
 replaces the scene of its index.
+
+Pictures are decoded in the server, so a small file must not cost gigabytes (a 108 KB GIF of
+11999x11999 px took 2 GB): the side limit is the assembly's (``core.media.probe.MAX_SIDE_PX``)
+and is read from the header before anything is decoded; a picture that is re-encoded is
+made smaller while it is decoded (:func:`core.media.pictures.shrink`: JPEG draft, strips
+of rows), so no full-size RGBA copy is ever made; and every import's decode reserves its
+pixels from one budget (one picture at the side limit, or many small ones, at a time).
 """
 
 from __future__ import annotations
 
+import ctypes
 import io
 import logging
 import os
 import re
+import math
 import stat
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -55,9 +68,12 @@ import anyio.to_thread
 
 from core.assets import VideoPaths, atomic_target, atomic_write_text
 from core.assets.atomic import temp_path_for
+from core.assets.props import AssetProps, FontProps, ImageProps, MusicProps, NarrationProps, SceneProps
 from core.errors import AssetNotFound, ImportRefused, InputError, MediaError, OperationCancelled, PathOutsideWorkspace
 from core.jobs import JobHandle
-from core.media.probe import MediaInfo, probe
+from core.media.formats import AUDIO_CHANNELS, AUDIO_SAMPLE_RATE, SCENE_FPS, scene_size
+from core.media.pictures import shrink
+from core.media.probe import MAX_SIDE_PX, MediaInfo, mp4_truncation, probe
 from core.runtime import Runtime
 from core.schemas import Attempt, ImportResult, SegmentTiming
 from core.services.common import asset_fields
@@ -83,7 +99,6 @@ ImportKind = Literal["scene", "music", "narration", "image", "font"]
 
 PROVIDER_ID = "user:import"
 CAPABILITY = "import"
-SCENE_FPS = 30
 
 # Limits per kind: generous for a YouTube production, low enough that a wrong pick (a
 # whole disk image, a raw camera dump) is refused before it is copied.
@@ -95,7 +110,8 @@ MAX_BYTES: dict[str, int] = {
     "font": 20 * 2**20,
 }
 MAX_VIDEO_SIDE_PX = 4096
-MAX_IMAGE_SIDE_PX = 12000
+MAX_IMAGE_SIDE_PX = MAX_SIDE_PX  # the assembly's: a picture imported is a picture it can use
+MAX_CONVERTED_SIDE_PX = 4096  # a re-encoded picture is stored at most this large: reduced by a whole factor
 MAX_SCENE_S = 30 * 60  # a scene is a part of a video; normalising it takes about its own length on 2 cores
 MAX_AUDIO_S = 3 * 3600  # a 48 kHz stereo WAV of 3 h is about 2 GB (a RIFF file cannot pass 4 GB)
 
@@ -232,6 +248,8 @@ def _inspect_scene(path: Path, name: str, *, count_frames: bool = False) -> _Ins
     if v is None:
         raise InputError(f"{name} has no video stream: a scene is a video clip (import sound with kind=music or "
                          "kind=narration)")
+    if (v.frames or 0) <= 1 and (cut := mp4_truncation(path)):  # a cut-off clip keeps a frame or none
+        raise InputError(f"{name} is truncated: {cut}; copy or download the whole file again")
     if info.format_name == "image2" or info.format_name.endswith("_pipe") or (v.frames or 0) <= 1:
         raise InputError(f"{name} is a still image, not a video clip: import it with kind=image")
     if max(v.width, v.height) > MAX_VIDEO_SIDE_PX:
@@ -264,8 +282,10 @@ def _inspect_audio(path: Path, name: str, kind: str) -> _Inspected:
     return _Inspected(media=info)
 
 
-def _inspect_image(path: Path, name: str, *, thorough: bool = False) -> _Inspected:
-    """Header, format and side limit; ``thorough`` also decodes it (a truncated file fails here, not later)."""
+def _inspect_image(path: Path, name: str, *, thorough: bool = False, cancel: Any = None) -> _Inspected:
+    """Header, format and side limit; ``thorough`` also reads the frames, orientation and alpha,
+    and decodes a picture that is kept byte for byte (a truncated file fails here, not later;
+    one that is converted is decoded by the conversion, which fails the same way)."""
     from PIL import Image, UnidentifiedImageError
 
     frames, orientation, has_alpha = 1, 1, False
@@ -277,18 +297,20 @@ def _inspect_image(path: Path, name: str, *, thorough: bool = False) -> _Inspect
                 fmt, (width, height) = im.format or "?", im.size
                 if max(width, height) > MAX_IMAGE_SIDE_PX:
                     raise ImportRefused(f"{name} is {width}x{height} px; an imported image is at most "
-                                        f"{MAX_IMAGE_SIDE_PX} px on a side (scale it down first)")
+                                        f"{MAX_IMAGE_SIDE_PX} px on a side, as in the assembly (scale it down first)")
                 if fmt not in _IMAGE_FORMATS:
                     raise InputError(f"{name} is a {fmt} image; import JPEG, PNG, WebP, GIF, BMP or TIFF")
                 im.verify()
             if thorough:
-                with Image.open(path) as im:  # verify() leaves the image unusable; decode it for real
-                    if fmt in ("JPEG", "MPO"):
-                        im.draft("RGB", (max(1, width // 8), max(1, height // 8)))  # reads every byte, decodes small
-                    im.load()
+                with _decoding(path, cancel) as im:  # verify() leaves the image unusable; open it again
                     frames = getattr(im, "n_frames", 1)
                     orientation = int(im.getexif().get(0x0112, 1) or 1)
                     has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+                    if _IMAGE_FORMATS[fmt] is not None and orientation == 1:  # kept as is: decode it once now
+                        im.seek(0)
+                        if fmt in ("JPEG", "MPO"):
+                            im.draft("RGB", (max(1, width // 8), max(1, height // 8)))  # reads every byte, decodes small
+                        im.load()
     except Image.DecompressionBombError:  # far past the side limit: refused by Pillow before we could look
         raise ImportRefused(f"{name} is far larger than {MAX_IMAGE_SIDE_PX} px on a side; scale it down "
                             "first") from None
@@ -298,6 +320,96 @@ def _inspect_image(path: Path, name: str, *, thorough: bool = False) -> _Inspect
         raise InputError(f"{name} is a damaged or truncated image ({type(exc).__name__})") from None
     return _Inspected(image_format=fmt, width=width, height=height, frames=frames, orientation=orientation,
                       has_alpha=has_alpha)
+
+
+class PixelBudget:
+    """A semaphore weighted by pixels: the decodes of all imports at once stay under ``total``.
+
+    A decode larger than the whole budget still runs, alone. Waiting stops when ``cancel``
+    (the job's event) is set.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.in_use = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int, cancel: Any = None) -> Iterator[None]:
+        n = min(max(1, pixels), self.total)
+        with self._cond:
+            while self.in_use and self.in_use + n > self.total:
+                if cancel is not None and cancel.is_set():
+                    raise OperationCancelled("import cancelled")
+                self._cond.wait(0.1)
+            self.in_use += n
+        try:
+            yield
+        finally:
+            _give_back_memory()
+            with self._cond:
+                self.in_use -= n
+                self._cond.notify_all()
+
+
+def _give_back_memory() -> None:
+    """Return the freed decode buffers to the system now (glibc only; elsewhere a no-op).
+
+    glibc raises its mmap threshold after a large block is freed, so the next picture's
+    buffers come from the heap and stay counted in the server's RSS after they are freed:
+    three 8192 px TIFF imports at once peaked at 603 MiB without this, 346 MiB with it
+    (one alone: 344 MiB).
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
+
+
+DECODE_BUDGET = PixelBudget(MAX_SIDE_PX * MAX_SIDE_PX)
+
+
+@contextmanager
+def _decoding(path: Path, cancel: Any) -> Iterator[Any]:
+    """``path`` opened with its pixels reserved from DECODE_BUDGET; its memory freed on the way out.
+
+    Leaving ``with Image.open()`` closes the file but keeps the decoded pixels until the
+    object is collected: ``close()`` is what frees them, before the budget is given back.
+    """
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        im = Image.open(path)
+    try:
+        with DECODE_BUDGET.hold(im.width * im.height, cancel):
+            try:
+                yield im
+            finally:
+                im.close()  # the pixels go before the budget is given back
+    finally:
+        im.close()  # the file, when waiting for the budget was cancelled
+
+# EXIF orientation -> the transpose that stands the picture upright (as ImageOps.exif_transpose).
+_UPRIGHT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+            7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
+def _decode_small(src: Any, mode: str, orientation: int) -> Any:
+    """The first frame of ``src`` in ``mode``, upright, at most MAX_CONVERTED_SIDE_PX on a side."""
+    from PIL import Image
+
+    out = shrink(src, mode, MAX_CONVERTED_SIDE_PX)
+    if orientation in _UPRIGHT:
+        out = out.transpose(getattr(Image.Transpose, _UPRIGHT[orientation]))
+    return out
 
 
 def _inspect_font(path: Path, name: str) -> _Inspected:
@@ -325,13 +437,13 @@ def _inspect_font(path: Path, name: str) -> _Inspected:
     return _Inspected(font_suffix=suffix, font_name=" ".join(p for p in (family, style) if p) or None)
 
 
-def _inspect(kind: str, path: Path, name: str, *, thorough: bool = False) -> _Inspected:
+def _inspect(kind: str, path: Path, name: str, *, thorough: bool = False, cancel: Any = None) -> _Inspected:
     if kind == "scene":
         return _inspect_scene(path, name, count_frames=thorough)
     if kind in ("music", "narration"):
         return _inspect_audio(path, name, kind)
     if kind == "image":
-        return _inspect_image(path, name, thorough=thorough)
+        return _inspect_image(path, name, thorough=thorough, cancel=cancel)
     return _inspect_font(path, name)
 
 
@@ -425,16 +537,17 @@ async def import_asset(rt: Runtime, plan: ImportPlan, handle: JobHandle) -> Impo
     try:
         await anyio.to_thread.run_sync(
             lambda: _copy_in(plan, staging, handle.cancel, lambda f: handle.progress(0.01 + 0.24 * f)))
-        facts = await anyio.to_thread.run_sync(lambda: _inspect(req.kind, staging, plan.source.name, thorough=True))
+        facts = await anyio.to_thread.run_sync(
+            lambda: _inspect(req.kind, staging, plan.source.name, thorough=True, cancel=handle.cancel))
         handle.progress(0.25, f"importing {plan.source.name} as {req.kind}")
         convert = {"scene": _scene, "narration": _narration, "music": _music, "image": _image, "font": _font}[req.kind]
         final, props, extra = await convert(plan, staging, facts, handle)
     finally:
         staging.unlink(missing_ok=True)
-    props |= {"source": str(plan.source), "source_bytes": plan.bytes, "imported": True}
+    props = props.model_copy(update={"source": str(plan.source), "source_bytes": plan.bytes, "imported": True})
     attempts = [Attempt(provider=PROVIDER_ID, outcome="succeeded", elapsed_s=round(time.monotonic() - started, 3),
                         decision="import_asset: a file from YTAP_IMPORT_ROOTS")]
-    row = rt.registry.add_asset(paths, kind=req.kind, path=final, provider=PROVIDER_ID, model=None, cost_usd=0.0,
+    row = rt.registry.assets.add(paths, kind=req.kind, path=final, provider=PROVIDER_ID, model=None, cost_usd=0.0,
                                 props=props, attempts=attempts, capability=CAPABILITY, scene_index=req.scene_index,
                                 job_id=handle.job_id)
     log.info("imported %s as %s (%s)", plan.source.name, paths.relative(final), req.kind)
@@ -442,7 +555,7 @@ async def import_asset(rt: Runtime, plan: ImportPlan, handle: JobHandle) -> Impo
                         **extra)
 
 
-Converted = tuple[Path, dict[str, Any], dict[str, Any]]  # final path, registry props, extra result fields
+Converted = tuple[Path, AssetProps, dict[str, Any]]  # final path, registry props, extra result fields
 
 
 def _source_props(info: MediaInfo) -> dict[str, Any]:
@@ -458,7 +571,7 @@ async def _scene(plan: ImportPlan, staging: Path, facts: _Inspected, handle: Job
     info = facts.media
     assert info is not None and info.video is not None
     v = info.video
-    width, height = (1920, 1080) if v.width >= v.height else (1080, 1920)
+    width, height = scene_size("16:9" if v.width >= v.height else "9:16")
     duration_s = _clip_duration(info)
     final = plan.paths.scene(plan.request.scene_index or 0)
     with atomic_target(final) as tmp:
@@ -476,15 +589,17 @@ async def _scene(plan: ImportPlan, staging: Path, facts: _Inspected, handle: Job
         notes.append(f"frame rate converted from {v.fps:g} to {SCENE_FPS} fps")
     if info.audio is None:
         notes.append("a silent stereo track was added (the clip had no sound)")
-    props = {"duration_s": out.duration_s, "width": ov.width, "height": ov.height, "fps": ov.fps, "frames": ov.frames,
-             "video_codec": ov.codec, "has_audio": oa is not None, "sample_rate": oa.sample_rate if oa else None,
-             "channels": oa.channels if oa else None, "aspect_ratio": "16:9" if width > height else "9:16",
-             **_source_props(info)}
+    props = SceneProps(duration_s=out.duration_s, width=ov.width, height=ov.height, fps=ov.fps, frames=ov.frames,
+                       video_codec=ov.codec, has_audio=oa is not None, sample_rate=oa.sample_rate if oa else None,
+                       channels=oa.channels if oa else None, aspect_ratio="16:9" if width > height else "9:16",
+                       **_source_props(info))
     return final, props, {"notes": notes}
 
 
 async def _narration(plan: ImportPlan, staging: Path, facts: _Inspected, handle: JobHandle) -> Converted:
+    from core.media.align import align_untimed
     from core.media.audio import SegmentAudio, join_segments
+    from core.media.language import detect
     from core.media.srt import to_srt
 
     paths, transcript = plan.paths, (plan.request.transcript or "").strip()
@@ -492,20 +607,24 @@ async def _narration(plan: ImportPlan, staging: Path, facts: _Inspected, handle:
         handle.progress(0.3, "making the 48 kHz stereo narration master")
         segments: list[SegmentTiming] = await anyio.to_thread.run_sync(
             lambda: join_segments([SegmentAudio(staging, transcript)], tmp, cancel=handle.cancel))
+        language = detect(transcript) if transcript else None
+        if transcript:  # the words where the recording speaks them (core.media.align), not spread evenly
+            handle.progress(0.6, "aligning the transcript's words to the recording")
+            segments = await anyio.to_thread.run_sync(
+                lambda: align_untimed(tmp, segments, [0], language, cancel=handle.cancel))
         out = probe(tmp)
-    atomic_write_text(paths.narration_srt, to_srt(segments))
+    atomic_write_text(paths.narration_srt, to_srt(segments, language=language))
     a = out.audio
     assert a is not None
-    props = {"duration_s": out.duration_s, "sample_rate": a.sample_rate, "channels": a.channels,
-             "audio_codec": a.codec, "voice": None, "segments": [s.model_dump() for s in segments],
-             "srt": paths.relative(paths.narration_srt), **_source_props(facts.media)}  # type: ignore[arg-type]
+    props = NarrationProps(duration_s=out.duration_s, sample_rate=a.sample_rate, channels=a.channels,
+                           audio_codec=a.codec, voice=None, language=language, segments=tuple(segments),
+                           srt=paths.relative(paths.narration_srt), **_source_props(facts.media))  # type: ignore[arg-type]
     notes = [] if transcript else ["no transcript: the narration has no words on record, so no captions"]
     return paths.narration, props, {"segments": segments, "srt_path": str(paths.narration_srt.resolve()),
                                     "srt_uri": paths.uri(paths.narration_srt), "notes": notes}
 
 
 async def _music(plan: ImportPlan, staging: Path, facts: _Inspected, handle: JobHandle) -> Converted:
-    from core.media.audio import MASTER_CHANNELS, MASTER_RATE
     from core.media.ffmpeg import run_ffmpeg
 
     info = facts.media
@@ -515,17 +634,17 @@ async def _music(plan: ImportPlan, staging: Path, facts: _Inspected, handle: Job
     with atomic_target(final) as tmp:
         # Only the first audio stream: an MP3's cover art or a clip's picture is not music.
         await anyio.to_thread.run_sync(lambda: run_ffmpeg(
-            ["-i", str(staging), "-map", "0:a:0", "-vn", "-sn", "-dn", "-c:a", "pcm_s16le", "-ar", str(MASTER_RATE),
-             "-ac", str(MASTER_CHANNELS), "-map_metadata", "-1", "-f", "wav", str(tmp)],
+            ["-i", str(staging), "-map", "0:a:0", "-vn", "-sn", "-dn", "-c:a", "pcm_s16le",
+             "-ar", str(AUDIO_SAMPLE_RATE), "-ac", str(AUDIO_CHANNELS), "-map_metadata", "-1", "-f", "wav", str(tmp)],
             duration_s=duration_s, cancel=handle.cancel, what="converting the music", timeout_s=600.0 + duration_s,
             on_progress=lambda f: handle.progress(0.25 + 0.7 * f, "converting the music to 48 kHz stereo")))
         out = probe(tmp)
     a = out.audio
     assert a is not None
-    props = {"duration_s": out.duration_s, "sample_rate": a.sample_rate, "channels": a.channels,
-             "audio_codec": a.codec, **_source_props(info)}
+    props = MusicProps(duration_s=out.duration_s, sample_rate=a.sample_rate, channels=a.channels,
+                       audio_codec=a.codec, **_source_props(info))
     src = info.audio
-    notes = [] if (src.codec, src.sample_rate, src.channels) == ("pcm_s16le", 48000, 2) else [
+    notes = [] if (src.codec, src.sample_rate, src.channels) == ("pcm_s16le", AUDIO_SAMPLE_RATE, AUDIO_CHANNELS) else [
         f"converted from {src.codec} {src.sample_rate} Hz {src.channels} ch to 16-bit PCM 48 kHz stereo"]
     return final, props, {"notes": notes}
 
@@ -537,27 +656,28 @@ async def _image(plan: ImportPlan, staging: Path, facts: _Inspected, handle: Job
     notes: list[str] = []
 
     def work() -> tuple[Path, int, int]:
-        from PIL import Image, ImageOps
-
         if keep is not None and facts.orientation == 1:
             final = folder / f"{stem}{keep}"
             with atomic_target(final) as tmp:
                 tmp.write_bytes(staging.read_bytes())
             return final, facts.width or 0, facts.height or 0
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(staging) as src:
+        alpha = facts.has_alpha and facts.image_format not in ("JPEG", "MPO")
+        try:
+            with _decoding(staging, handle.cancel) as src:
                 src.seek(0)
                 icc = src.info.get("icc_profile")
-                im = ImageOps.exif_transpose(src) or src
-                alpha = facts.has_alpha and facts.image_format not in ("JPEG", "MPO")
-                im = im.convert("RGBA" if alpha else "RGB")
+                im = _decode_small(src, "RGBA" if alpha else "RGB", facts.orientation)
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise InputError(f"{plan.source.name} is a damaged or truncated image ({type(exc).__name__})") from None
         final = folder / f"{stem}{'.png' if alpha else '.jpg'}"
         with atomic_target(final) as tmp:
             if alpha:
                 im.save(tmp, "PNG", optimize=False, icc_profile=icc)
             else:
                 im.save(tmp, "JPEG", quality=92, subsampling=0, icc_profile=icc)
+        if max(facts.width or 0, facts.height or 0) > MAX_CONVERTED_SIDE_PX:
+            notes.append(f"scaled down from {facts.width}x{facts.height} to {im.width}x{im.height} px "
+                         f"(a re-encoded picture is at most {MAX_CONVERTED_SIDE_PX} px on a side)")
         if facts.orientation != 1:
             notes.append("turned upright (the camera stored it rotated)")
         if keep is None:
@@ -568,8 +688,8 @@ async def _image(plan: ImportPlan, staging: Path, facts: _Inspected, handle: Job
 
     final, width, height = await anyio.to_thread.run_sync(work)
     handle.progress(0.95)
-    props = {"width": width, "height": height, "format": final.suffix.lstrip(".").replace("jpg", "jpeg"),
-             "source_format": facts.image_format}
+    props = ImageProps(width=width, height=height, format=final.suffix.lstrip(".").replace("jpg", "jpeg"),
+                       source_format=facts.image_format)
     return final, props, {"notes": notes}
 
 
@@ -582,5 +702,5 @@ async def _font(plan: ImportPlan, staging: Path, facts: _Inspected, handle: JobH
             tmp.write_bytes(staging.read_bytes())
 
     await anyio.to_thread.run_sync(work)
-    props = {"format": (facts.font_suffix or "").lstrip("."), "font_name": facts.font_name}
+    props = FontProps(format=(facts.font_suffix or "").lstrip("."), font_name=facts.font_name)
     return final, props, {"font_name": facts.font_name, "notes": []}

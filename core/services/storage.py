@@ -13,12 +13,12 @@ is safe to run against a live server:
 - every archived file is recorded with its size and SHA-256 in ``archive.json`` beside
   the manifest. The assets, attempts and costs stay on the record (provider_report still
   adds them up); the registered assets whose files went are marked ``archived``, with
-  the zip that holds them (``Registry.mark_archived``), so the start-up check does not
+  the zip that holds them (``AssetStore.mark_archived``), so the start-up check does not
   call them missing and the manifest and provider_report say where they went.
 
 Cleanup: ``.part`` leftovers of writers that are gone (a crash, a killed job) are
-removed here as at start-up; failed and cancelled generations remove their own
-temporary files as they unwind (core.assets.atomic).
+removed here by the start-up sweeper (``core.assets.atomic.sweep_partials``); failed
+and cancelled generations remove their own temporary files as they unwind.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import shutil
-import sqlite3
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,10 +36,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.assets import VideoPaths, atomic_target, atomic_write_text, validate_id
-from core.assets.atomic import partial_writer_pid, pid_alive
+from core.assets import atomic_target, atomic_write_text, live_partials, sweep_partials, validate_id
 from core.errors import AssetNotFound, InputError
 from core.runtime import Runtime
+from core.services.assembly import CHUNK_CACHE_DIR
 
 __all__ = [
     "ArchiveKeep",
@@ -48,8 +47,6 @@ __all__ = [
     "ArchiveResult",
     "DEFAULT_KEEP",
     "archive_video",
-    "cleanup_partials",
-    "live_jobs",
 ]
 
 log = logging.getLogger(__name__)
@@ -104,45 +101,6 @@ _KIND_FILES: dict[str, tuple[str, ...]] = {
 _ALWAYS_KEPT = ("manifest.json", RECORD_NAME)
 
 
-def live_jobs(rt: Runtime, workspace_id: str, video_id: str) -> list[str]:
-    """Jobs of the video that are queued or running in a live process (this one or another on the same home)."""
-    db = rt.settings.db_path
-    if not db.exists():
-        return []
-    # A separate read-only connection: WAL lets it read while the registry (here or in
-    # another server process) writes, and it never takes the write lock.
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    try:
-        rows = con.execute(
-            "SELECT job_id, owner_pid FROM jobs WHERE workspace_id=? AND video_id=? AND status IN ('queued','running')",
-            (workspace_id, video_id),
-        ).fetchall()
-    finally:
-        con.close()
-    return [job_id for job_id, pid in rows if pid == os.getpid() or pid_alive(int(pid))]
-
-
-def cleanup_partials(paths: VideoPaths) -> tuple[int, list[str]]:
-    """Remove ``.part`` leftovers of dead writers in the video's folder; return (removed, live writers' files)."""
-    removed, live = 0, []
-    if not paths.root.is_dir():
-        return 0, []
-    for p in sorted(paths.root.rglob(".*"), key=lambda x: len(x.parts)):
-        pid = partial_writer_pid(p.name)
-        if pid is None or not os.path.lexists(p):
-            continue
-        if pid == os.getpid() or pid_alive(pid):
-            live.append(paths.relative(p) if not p.is_symlink() else p.name)
-            continue
-        with contextlib.suppress(OSError):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-            removed += 1
-    return removed, live
-
-
 def _kept(rel: str, keep: tuple[str, ...]) -> bool:
     if rel in _ALWAYS_KEPT or rel.startswith(ARCHIVE_DIR + "/"):
         return True
@@ -181,14 +139,17 @@ def archive_video(
             f"video {workspace_id}/{video_id} has no final_video.mp4: assemble it first, or leave final_video out "
             "of keep to archive an unfinished video"
         )
-    running = live_jobs(rt, workspace_id, video_id)
+    running = rt.registry.jobs.live(workspace_id, video_id)
     if running:
         raise InputError(f"video {workspace_id}/{video_id} has {len(running)} job(s) still running "
                          f"({', '.join(running[:5])}): wait for them (job_status) or cancel them first")
-    removed, live = cleanup_partials(paths)
+    removed = sweep_partials(paths.root)
+    live = live_partials(paths.root)
     if live:
         raise InputError(f"a generation is writing in video {workspace_id}/{video_id} right now "
                          f"({len(live)} unfinished file(s)); archive it when that is done")
+    # The render's chunk cache only speeds up the next assembly: an archived video drops it.
+    shutil.rmtree(paths.real_root / CHUNK_CACHE_DIR, ignore_errors=True)
 
     bytes_before = _folder_bytes(paths.real_root)
     kept: list[str] = []
@@ -255,7 +216,7 @@ def archive_video(
     })
     atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
     # After the record: if this fails, archive.json still says where the files went.
-    rt.registry.mark_archived(paths, {a.path: a.sha256 for a in archived},
+    rt.registry.assets.mark_archived(paths, {a.path: a.sha256 for a in archived},
                               paths.relative(zip_final) if zip_final else None)
     bytes_after = _folder_bytes(paths.real_root)
     log.info("archived %s/%s: %d file(s) %s, %d bytes freed", workspace_id, video_id, len(archived),

@@ -1,35 +1,116 @@
-"""Thumbnails: a 1280x720 JPEG under 2 MB from the image chain, checked and registered.
+"""Thumbnails: a 1280x720 JPEG under 2 MB, the title drawn over the image chain's picture.
 
-Every image provider finishes its picture with core.media.thumbnail, which draws the title
-in the request's font (core.services.fonts), handed to it as ``ImageSpec.font``. The cache
-key holds the font's bytes (sha256), not its name or path: a different file imported under
-the same name misses, and the default font's key does not depend on where it is installed.
+:func:`prepare` resolves a request once (the font, chain ids, spec, cache key, a cache hit)
+before any job starts. Image providers return a picture without text; :func:`finish_thumbnail`, run
+by the chain inside each provider's attempt, draws the title and subtitle over it in the
+request's font (core.media.thumbnail.render_thumbnail): the one place a title is drawn,
+whichever provider made the picture. A picture that cannot be used fails that attempt and
+the next provider is tried.
+
+The cache key holds the font's bytes (sha256), not its name or path: a different file
+imported under the same name misses, and the default font's key does not depend on where
+it is installed. It holds the title and subtitle too, which the providers never see.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import anyio.to_thread
 
+from core.assets import VideoPaths
 from core.assets.atomic import staged
 from core.errors import BadOutput
+from core.assets.props import ThumbnailProps
 from core.jobs import JobHandle
-from core.providers.base import ImageSpec
+from core.media.formats import THUMBNAIL_MAX_BYTES, THUMBNAIL_SIZE
+from core.media.text import notes_for
+from core.media.thumbnail import render_thumbnail
+from core.providers.base import CallContext, Finish, ImageSpec, ProviderOutput
 from core.runtime import Runtime
 from core.schemas import ThumbnailRequest, ThumbnailResult
 from core.services import cache
 from core.services.common import asset_fields, call_context, record_failure
 from core.services.fonts import ResolvedFont, resolve_font
 
-__all__ = ["make_thumbnail", "cached_thumbnail", "THUMBNAIL_SIZE", "THUMBNAIL_MAX_BYTES", "DEFAULT_TITLE_FONT"]
+__all__ = ["ThumbnailPlan", "prepare", "from_cache", "finish_thumbnail", "background_prompt", "make_thumbnail",
+           "DEFAULT_TITLE_FONT"]
 
-THUMBNAIL_SIZE = (1280, 720)
-THUMBNAIL_MAX_BYTES = 2 * 1024 * 1024
 DEFAULT_TITLE_FONT = "inter-display-black"
 
 
-def _check_jpeg(path) -> tuple[int, int]:
+@dataclass(frozen=True)
+class ThumbnailPlan:
+    """A thumbnail request resolved once: the title's font, the picture to ask for, the chain, the cache."""
+
+    request: ThumbnailRequest
+    paths: VideoPaths
+    font: ResolvedFont
+    chain_ids: tuple[str, ...]
+    spec: ImageSpec
+    key: str
+    hit: cache.CacheHit | None  # None on a miss or with ``fresh``
+
+
+@dataclass(frozen=True)
+class _Key:
+    """What the cache key hashes: everything the thumbnail depends on (the fields it always had)."""
+
+    title: str
+    subtitle: str | None
+    prompt: str | None
+    style: str | None
+    font: None  # the default font's key names no font; another font adds its bytes' hash (``_FontedKey``)
+    negative_prompt: str | None
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class _FontedKey(_Key):
+    font_sha256: str = ""
+
+
+def background_prompt(req: ThumbnailRequest) -> str:
+    """The picture to ask an image provider for: the caller's prompt, else one made from the title."""
+    if req.prompt:
+        return req.prompt
+    about = f"“{req.title}”" + (f" — {req.subtitle}" if req.subtitle else "")
+    return (f"A striking background image for a YouTube video thumbnail about {about}. One bold, instantly "
+            "readable subject, dramatic lighting, rich saturated colours, high contrast, wide 16:9 composition with "
+            "the subject to one side and calm space for a headline on the other.")
+
+
+def prepare(rt: Runtime, req: ThumbnailRequest) -> ThumbnailPlan:
+    """Resolve ``req`` before any job starts. Raises what to fix: an unusable font, an unknown provider."""
+    paths = rt.paths(req.workspace_id, req.video_id)
+    font = resolve_font(rt, paths, req.font or DEFAULT_TITLE_FONT, what="font")
+    ids = tuple(rt.catalog.chain_ids("image", req.providers))
+    width, height = THUMBNAIL_SIZE
+    spec = ImageSpec(prompt=background_prompt(req), width=width, height=height, style=req.style,
+                     negative_prompt=req.negative_prompt, seed=req.seed)
+    keyed = _Key(title=req.title, subtitle=req.subtitle, prompt=req.prompt, style=req.style, font=None,
+                 negative_prompt=req.negative_prompt, seed=req.seed)
+    if font.name != DEFAULT_TITLE_FONT:  # the default keeps the key it always had
+        keyed = _FontedKey(**asdict(keyed), font_sha256=font.sha256)
+    key = cache.request_key("image", list(ids), keyed)
+    hit = None if req.fresh else cache.lookup(rt, key, kind="thumbnail")
+    return ThumbnailPlan(req, paths, font, ids, spec, key, hit)
+
+
+def from_cache(rt: Runtime, plan: ThumbnailPlan, job_id: str | None = None) -> ThumbnailResult:
+    """The plan's cache hit, placed as this video's thumbnail (cost 0, no provider call)."""
+    if plan.hit is None:
+        raise ValueError("the plan holds no cache hit")
+    paths = plan.paths
+    row, attempts = cache.place_copy(rt, plan.hit, paths, paths.thumbnail, capability="image", scene_index=None,
+                                     job_id=job_id)
+    return ThumbnailResult(**asset_fields(paths, row, attempts, cached=True, into=ThumbnailResult), title=plan.request.title,
+                           font=plan.font.name,
+                           notes=notes_for(plan.request.title, plan.request.subtitle, font=plan.font.path))
+
+
+def _check_jpeg(path: Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -44,65 +125,37 @@ def _check_jpeg(path) -> tuple[int, int]:
     return size
 
 
-def _spec(req: ThumbnailRequest, font: ResolvedFont | None = None) -> ImageSpec:
-    return ImageSpec(title=req.title, subtitle=req.subtitle, prompt=req.prompt, style=req.style,
-                     font=font.path if font is not None else None, negative_prompt=req.negative_prompt, seed=req.seed)
+def finish_thumbnail(plan: ThumbnailPlan) -> Finish:
+    """The title and subtitle drawn over the provider's picture, as the contract JPEG."""
+    req = plan.request
+
+    def finish(output: ProviderOutput, out: Path, ctx: CallContext) -> tuple[int, int]:
+        ctx.progress(0.9, "drawing the title")
+        # A designed card (local:pillow) was seeded by the prompt: the title's colours come from the same palette.
+        render_thumbnail(out, title=req.title, subtitle=req.subtitle, style=req.style, background=output.path,
+                         font=plan.font.path, designed=output.designed, palette_key=plan.spec.prompt)
+        return _check_jpeg(out)
+
+    return finish
 
 
-@dataclass(frozen=True)
-class _FontedSpec(ImageSpec):
-    """The cache key's spec with a font other than the default: the font's bytes, by hash."""
-
-    font_sha256: str = ""
-
-
-def _font(rt: Runtime, req: ThumbnailRequest) -> ResolvedFont:
-    paths = rt.paths(req.workspace_id, req.video_id)
-    return resolve_font(rt, paths, req.font or DEFAULT_TITLE_FONT, what="font")
-
-
-def _key(rt: Runtime, req: ThumbnailRequest, font: ResolvedFont) -> str:
-    spec = _spec(req)  # no font path: the key names the font by its bytes
-    if font.name != DEFAULT_TITLE_FONT:  # the default keeps the key it always had
-        spec = _FontedSpec(**asdict(spec), font_sha256=font.sha256)
-    return cache.request_key("image", rt.catalog.chain_ids("image", req.providers), spec)
-
-
-def cached_thumbnail(rt: Runtime, req: ThumbnailRequest, job_id: str | None = None) -> ThumbnailResult | None:
-    """The cached thumbnail for an identical request, or None. Refuses a font that cannot be used."""
-    return _cached(rt, req, _font(rt, req), job_id)
-
-
-def _cached(rt: Runtime, req: ThumbnailRequest, font: ResolvedFont, job_id: str | None) -> ThumbnailResult | None:
-    if req.fresh:
-        return None
-    hit = cache.lookup(rt, _key(rt, req, font))
-    if hit is None or hit.row.kind != "thumbnail":
-        return None
-    paths = rt.paths(req.workspace_id, req.video_id)
-    row, attempts = cache.place_copy(rt, hit, paths, paths.thumbnail, capability="image", scene_index=None,
-                                     job_id=job_id)
-    return ThumbnailResult(**asset_fields(paths, row, attempts, cached=True), title=req.title, font=font.name)
-
-
-async def make_thumbnail(rt: Runtime, req: ThumbnailRequest, handle: JobHandle) -> ThumbnailResult:
-    paths = rt.paths(req.workspace_id, req.video_id)
-    chain = rt.catalog.chain("image", req.providers)
-    font = _font(rt, req)
-    if (hit := _cached(rt, req, font, handle.job_id)) is not None:
-        return hit
+async def make_thumbnail(rt: Runtime, plan: ThumbnailPlan, handle: JobHandle) -> ThumbnailResult:
+    if plan.hit is not None:
+        return from_cache(rt, plan, handle.job_id)
+    req, paths, font = plan.request, plan.paths, plan.font
+    chain = rt.catalog.chain("image", req.providers, resolved=plan.chain_ids)
     paths.ensure()
-    spec = _spec(req, font)
     handle.progress(0.01, "making the thumbnail")
     with staged(paths.thumbnail) as tmp:
         try:
-            output = await chain.generate_image(spec, tmp, call_context(rt, handle, paths, span=0.95))
-            width, height = _check_jpeg(tmp)
+            output = await chain.generate_image(plan.spec, tmp, call_context(rt, handle, paths, span=0.95),
+                                                finish=finish_thumbnail(plan))
         except Exception as exc:
             record_failure(rt, paths, "image", exc, handle.job_id)
             raise
+        width, height = output.finished
         # Renamed onto thumbnail.jpg inside the registration's transaction (fsync, hashing: off the loop).
-        row = await anyio.to_thread.run_sync(lambda: rt.registry.add_asset(
+        row = await anyio.to_thread.run_sync(lambda: rt.registry.assets.add(
             paths,
             kind="thumbnail",
             path=paths.thumbnail,
@@ -110,11 +163,12 @@ async def make_thumbnail(rt: Runtime, req: ThumbnailRequest, handle: JobHandle) 
             provider=output.provider,
             model=output.model,
             cost_usd=output.cost_usd,
-            props={"width": width, "height": height, "format": "JPEG", "title": req.title, "subtitle": req.subtitle,
-                   "font": font.record()},
+            props=ThumbnailProps(width=width, height=height, format="JPEG", title=req.title, subtitle=req.subtitle,
+                                 font=font.record()),
             attempts=output.attempts,
             capability="image",
             job_id=handle.job_id,
         ))
-    cache.remember(rt, _key(rt, req, font), row, paths.thumbnail)
-    return ThumbnailResult(**asset_fields(paths, row, output.attempts), title=req.title, font=font.name)
+    cache.remember(rt, plan.key, row, paths.thumbnail)
+    return ThumbnailResult(**asset_fields(paths, row, output.attempts, into=ThumbnailResult), title=req.title, font=font.name,
+                           notes=notes_for(req.title, req.subtitle, font=font.path))

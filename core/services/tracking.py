@@ -10,18 +10,19 @@ from typing import Any
 from core.assets import AssetRow, validate_id
 from core.runtime import Runtime
 from core.schemas import ProviderReport, ProviderStatus, ReportTotals
+from core.services.credits import credit_lines, video_credits
 from core.services.voices import list_voices
 
 __all__ = ["provider_report"]
 
-_CAPABILITIES = ("video", "speech", "image")
+_CAPABILITIES = ("video", "speech", "image", "music")
 
 
 def provider_report(rt: Runtime, workspace_id: str = "default", video_id: str | None = None) -> ProviderReport:
     validate_id("workspace_id", workspace_id)
     if video_id is not None:
         validate_id("video_id", video_id)
-    attempts = rt.registry.attempt_rows(workspace_id, video_id)
+    attempts = rt.registry.assets.attempt_rows(workspace_id, video_id)
 
     calls: dict[str, int] = defaultdict(int)
     failures: dict[str, int] = defaultdict(int)
@@ -53,18 +54,19 @@ def provider_report(rt: Runtime, workspace_id: str = "default", video_id: str | 
                     failures=failures.get(pid, 0),
                     cost_usd=round(cost_by_provider.get(pid, 0.0), 6),
                     cooling_down_until=rt.catalog.health.snapshot(pid).cooldown_until_utc,
+                    **(_video_tier(rt, pid) if capability == "video" else {}),
                 )
             )
 
-    videos = [video_id] if video_id else rt.registry.videos(workspace_id)
+    videos = [video_id] if video_id else rt.registry.assets.videos(workspace_id)
     assets = []
     for vid in videos:
         root = rt.paths(workspace_id, vid).root
-        for row in rt.registry.current_assets(workspace_id, vid):
+        for row in rt.registry.assets.current(workspace_id, vid):
             if row.state == "ok" and not (root / row.rel_path).is_file():
                 # Gone while the server runs (the registry checks files when it opens): say so now.
                 row = replace(row, state="missing")
-            tried = rt.registry.attempts_for(row.asset_id)
+            tried = rt.registry.assets.attempts_for(row.asset_id)
             assets.append(
                 {
                     "asset_id": row.asset_id,
@@ -85,7 +87,7 @@ def provider_report(rt: Runtime, workspace_id: str = "default", video_id: str | 
     def rounded(d: dict[str, float]) -> dict[str, float]:
         return {k: round(v, 6) for k, v in sorted(d.items())}
 
-    cache_entries, cache_hits = rt.registry.cache_stats()
+    cache_entries, cache_hits = rt.registry.cache.stats()
     return ProviderReport(
         workspace_id=workspace_id,
         video_id=video_id,
@@ -103,7 +105,26 @@ def provider_report(rt: Runtime, workspace_id: str = "default", video_id: str | 
             cache_hits=cache_hits,
         ),
         voices=list_voices(rt, workspace_id),
+        credits=credit_lines([c for vid in videos for c in video_credits(rt, workspace_id, vid)]),
     )
+
+
+def _video_tier(rt: Runtime, pid: str) -> dict[str, Any]:
+    """A video provider's tier and the price of one 8 s 1080p scene, as it would bill it (a model that
+    makes 5 or 10 s clips bills 10): what an agent mixes within a budget."""
+    from core.media.formats import SCENE_FPS, scene_size
+    from core.providers.base import VideoSpec
+    from core.providers.pricing import scene_cost_usd
+    from core.providers.registry import video_tier
+
+    provider = rt.catalog.get(pid)
+    if getattr(provider, "paid", False) and hasattr(provider, "estimate_cost_usd"):
+        width, height = scene_size("16:9")
+        spec = VideoSpec(prompt="-", scene_index=1, duration_s=8.0, width=width, height=height, fps=SCENE_FPS)
+        price = round(float(provider.estimate_cost_usd(spec)), 6)
+    else:
+        price = scene_cost_usd(pid, 8.0)
+    return {"tier": video_tier(pid), "scene_8s_usd": price}
 
 
 def _remake(row: AssetRow) -> str:

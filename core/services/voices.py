@@ -54,6 +54,7 @@ from core.errors import (
     Unavailable,
 )
 from core.jobs import JobHandle
+from core.media.ffmpeg import requires
 from core.media.probe import probe
 from core.providers.base import CallContext, VoiceCloningProvider
 from core.providers.registry import VOICE_CLONERS
@@ -68,7 +69,6 @@ __all__ = [
     "ClonePlan",
     "SpeakingVoice",
     "prepare_clone",
-    "clone_voice",
     "clone_planned",
     "delete_voice",
     "list_voices",
@@ -76,6 +76,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+requires(encoders=("libmp3lame",))  # _encode_sample
 
 T = TypeVar("T")
 
@@ -136,7 +138,7 @@ def prepare_clone(
     validate_id("voice name", name)
     if consent is not True:
         raise InputError(CONSENT_REQUIRED)
-    existing = rt.registry.get_voice(workspace_id, name)
+    existing = rt.registry.voices.get(workspace_id, name)
     if existing is not None:
         raise InputError(f"workspace {workspace_id!r} already has a voice named {name!r} (cloned "
                          f"{existing.created_at} from {existing.sample_uri}): choose another name, or delete_voice "
@@ -166,7 +168,7 @@ def prepare_clone(
     if info.duration_s < MIN_SAMPLE_S:
         raise InputError(f"the sample is {info.duration_s:.2f} s long; a voice needs at least {MIN_SAMPLE_S:g} s "
                          "of speech (a minute or two of one speaker, without music, clones best)")
-    row = rt.registry.asset_by_path(paths, sample)
+    row = rt.registry.assets.by_path(paths, sample)
     return ClonePlan(
         workspace_id=workspace_id,
         name=name,
@@ -180,24 +182,6 @@ def prepare_clone(
         vendor=vendor,
         provider_id=cloner.id,
     )
-
-
-async def clone_voice(
-    rt: Runtime,
-    workspace_id: str,
-    video_id: str,
-    name: str,
-    sample_ref: str,
-    consent: bool,
-    description: str | None = None,
-    *,
-    remove_background_noise: bool = False,
-    handle: JobHandle | None = None,
-) -> VoiceResult:
-    """Clone the speaker of ``sample_ref`` (an audio asset of the video) into the workspace as voice ``name``."""
-    plan = prepare_clone(rt, workspace_id, video_id, name, sample_ref, consent, description,
-                         remove_background_noise=remove_background_noise)
-    return await clone_planned(rt, plan, handle)
 
 
 async def clone_planned(rt: Runtime, plan: ClonePlan, handle: JobHandle | None = None) -> VoiceResult:
@@ -237,7 +221,7 @@ async def clone_planned(rt: Runtime, plan: ClonePlan, handle: JobHandle | None =
         "sample_duration_s": round(uploaded_s, 3),
         "notes": notes,
     }
-    row = rt.registry.add_voice(
+    row = rt.registry.voices.add(
         plan.workspace_id, plan.name, provider=plan.vendor, vendor_voice_id=cloned.voice_id,
         sample_uri=plan.sample_uri, sample_asset_id=plan.sample_asset_id, description=plan.description, props=props,
     )
@@ -270,9 +254,9 @@ async def delete_voice(rt: Runtime, workspace_id: str, name: str, *,
     """Delete the voice at its vendor, then its entry. A voice the vendor no longer has is removed all the same."""
     validate_id("workspace_id", workspace_id)
     validate_id("voice name", name)
-    row = rt.registry.get_voice(workspace_id, name)
+    row = rt.registry.voices.get(workspace_id, name)
     if row is None:
-        gone = rt.registry.get_voice(workspace_id, name, include_deleted=True)
+        gone = rt.registry.voices.get(workspace_id, name, include_deleted=True)
         if gone is not None:
             raise InputError(f"the voice {name!r} of workspace {workspace_id!r} was already deleted ({gone.deleted_at})")
         raise InputError(f"workspace {workspace_id!r} has no voice named {name!r}; {_names(rt, workspace_id)}")
@@ -285,7 +269,7 @@ async def delete_voice(rt: Runtime, workspace_id: str, name: str, *,
     # Not retried after a timeout: the call must answer within the 50 s a tool call may take.
     existed = await _with_retries(rt, cloner.id, ctx, (RateLimited, Unavailable),
                                   lambda: cloner.delete_voice(row.vendor_voice_id, ctx))
-    deleted = rt.registry.mark_voice_deleted(workspace_id, name)
+    deleted = rt.registry.voices.mark_deleted(workspace_id, name)
     notes = [] if existed else [
         f"{row.provider} no longer had voice {row.vendor_voice_id} (deleted in its app, or a key of another "
         "account); the workspace entry was removed"]
@@ -299,7 +283,7 @@ async def delete_voice(rt: Runtime, workspace_id: str, name: str, *,
 
 def list_voices(rt: Runtime, workspace_id: str = "default") -> list[VoiceInfo]:
     validate_id("workspace_id", workspace_id)
-    return [_info(row) for row in rt.registry.voices(workspace_id)]
+    return [_info(row) for row in rt.registry.voices.list(workspace_id)]
 
 
 def _info(row: VoiceRow) -> VoiceInfo:
@@ -311,7 +295,7 @@ def _info(row: VoiceRow) -> VoiceInfo:
 
 
 def _names(rt: Runtime, workspace_id: str) -> str:
-    names = [v.name for v in rt.registry.voices(workspace_id)]
+    names = [v.name for v in rt.registry.voices.list(workspace_id)]
     return f"its voices: {', '.join(names)}" if names else "it has none yet (clone_voice makes one)"
 
 
@@ -339,7 +323,7 @@ def speaking_voice(rt: Runtime, workspace_id: str, voice: str | None,
     name = (voice or "").strip()
     if not name or not ID_RE.fullmatch(name):
         return None
-    row = rt.registry.get_voice(workspace_id, name, include_deleted=True)
+    row = rt.registry.voices.get(workspace_id, name, include_deleted=True)
     if row is None:
         return None
     if row.deleted_at:

@@ -15,11 +15,12 @@ import av
 import numpy as np
 import pytest
 
+from core.assets.props import FinalVideoProps, NarrationProps, SceneProps
 from core.config import Settings
 from core.errors import InputError, OperationCancelled
 from core.jobs import JobHandle
-from core.media import assembly as media_assembly
 from core.media import encoders as media_encoders
+from core.media import videograph as media_videograph
 from core.media.captions import SHORTS_UI_BOTTOM_FRACTION, SHORTS_UI_RIGHT_FRACTION
 from core.media.ffmpeg import run_ffmpeg
 from core.media.probe import probe
@@ -84,8 +85,8 @@ def _narration(rt: Runtime, sources: dict[str, Path], video: str, *, timings: bo
     words = [WordTiming(text=t, start_s=round(0.3 * i, 3), end_s=round(0.3 * i + 0.28, 3))
              for i, t in enumerate("Captions from the narration timings.".split())]
     seg = SegmentTiming(index=1, text=" ".join(w.text for w in words), start_s=0.0, end_s=1.8, words=words)
-    rt.registry.add_asset(paths, kind="narration", path=paths.narration, provider="test:voice", model=None,
-                          cost_usd=0.0, props={"duration_s": 2.0, "segments": [seg.model_dump()]}, attempts=[],
+    rt.registry.assets.add(paths, kind="narration", path=paths.narration, provider="test:voice", model=None,
+                          cost_usd=0.0, props=NarrationProps(duration_s=2.0, segments=(seg,)), attempts=[],
                           capability="speech", job_id=None)
 
 
@@ -136,8 +137,9 @@ def test_assemble_mixed_sources_with_music_and_captions(runtime: Runtime, source
     band = slice(int(720 * 0.75), 720 - 40)
     assert (with_caption[band, 200:1080] > 200).sum() > 500
     assert (without[band, 200:1080] > 200).sum() < 50  # the gray/portrait scenes have nothing bright there
-    row = runtime.registry.get_asset(res.asset_id)
-    assert row.props["audio_levels"]["music_db"] < 0 and row.props["srt"] == "final_video.srt"
+    row = runtime.registry.assets.get(res.asset_id)
+    props = row.props_of(FinalVideoProps)
+    assert props.audio_levels is not None and props.audio_levels.music_db < 0 and props.srt == "final_video.srt"
 
 
 def test_assemble_shorts_60fps_captions_clear_the_interface(runtime: Runtime, sources: dict[str, Path]) -> None:
@@ -238,7 +240,7 @@ def test_assemble_failed_render_says_why_with_ffmpeg_stderr(runtime: Runtime, so
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     refs = _copy_in(runtime, sources, "f", "gray.mp4")
     # A filter this ffmpeg does not have: the render fails the way a real bug or bad input would.
-    monkeypatch.setattr(media_assembly, "_tag_bt709", lambda v: v.filter("no_such_filter_here"))
+    monkeypatch.setattr(media_videograph, "tag_bt709", lambda v: v.filter("no_such_filter_here"))
     plan = assembly.prepare(runtime, AssemblyRequest(video_id="f", scenes=refs, height=720))
     job_id = runtime.jobs.submit("assemble_video", lambda h: assembly.assemble_video(runtime, plan, h))
     env = anyio.run(runtime.jobs.wait, job_id, 30.0)
@@ -293,8 +295,8 @@ def test_prepare_confines_the_default_narration_and_scenes(runtime: Runtime, sou
 
     scene = paths.scene(1)
     scene.write_bytes(sources["gray.mp4"].read_bytes())
-    runtime.registry.add_asset(paths, kind="scene", path=scene, provider="test:clip", model=None, cost_usd=0.0,
-                               props={"duration_s": 1.0}, attempts=[], capability="video", scene_index=1,
+    runtime.registry.assets.add(paths, kind="scene", path=scene, provider="test:clip", model=None, cost_usd=0.0,
+                               props=SceneProps(duration_s=1.0), attempts=[], capability="video", scene_index=1,
                                job_id=None)
     assert assembly.prepare(runtime, AssemblyRequest(video_id="d")).scene_paths == (scene.resolve(),)
     outside_clip = tmp_path / "outside.mp4"
@@ -311,8 +313,8 @@ def test_prepare_refuses_default_scenes_that_are_missing_or_archived(settings: S
     paths.ensure()
     for n in (1, 2, 3):
         paths.scene(n).write_bytes(f"scene {n}".encode())
-        rt.registry.add_asset(paths, kind="scene", path=paths.scene(n), provider="test:clip", model=None,
-                              cost_usd=0.0, props={}, attempts=[], capability="video", scene_index=n)
+        rt.registry.assets.add(paths, kind="scene", path=paths.scene(n), provider="test:clip", model=None,
+                              cost_usd=0.0, props=SceneProps(), attempts=[], capability="video", scene_index=n)
     rt.close()
     paths.scene(2).unlink()
 
@@ -321,7 +323,7 @@ def test_prepare_refuses_default_scenes_that_are_missing_or_archived(settings: S
         with pytest.raises(InputError, match=r"scene 2 is missing .*generate_scene again .*scene_index=2"):
             assembly.prepare(rt, AssemblyRequest(video_id="m"))
         paths.scene(3).unlink()
-        rt.registry.mark_archived(paths, {"scenes/scene_003.mp4": None}, "archive/intermediates-x.zip")
+        rt.registry.assets.mark_archived(paths, {"scenes/scene_003.mp4": None}, "archive/intermediates-x.zip")
         with pytest.raises(InputError) as refused:
             assembly.prepare(rt, AssemblyRequest(video_id="m"))
         assert "scene 2 is missing" in str(refused.value)

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.assets import Registry, VideoPaths, atomic_target, atomic_write_text, parse_uri, sweep_partials, validate_id
+from core.assets.props import SceneProps
 from core.assets.atomic import staged
 from core.assets.paths import ID_RE
 from core.errors import InvalidIdentifier, PathOutsideWorkspace
@@ -137,10 +138,10 @@ def test_registry_add_asset_mirrors_manifest_with_attempts(tmp_path: Path) -> No
         Attempt(provider="google:veo-3.1", outcome="skipped", reason="GOOGLE_API_KEY not set"),
         Attempt(provider="local:placeholder", outcome="succeeded", elapsed_s=1.2),
     ]
-    row = reg.add_asset(paths, kind="scene", path=paths.scene(1), provider="local:placeholder", model="title-card",
-                        cost_usd=0.0, props={"duration_s": 2.0}, attempts=attempts, capability="video", scene_index=1)
+    row = reg.assets.add(paths, kind="scene", path=paths.scene(1), provider="local:placeholder", model="title-card",
+                        cost_usd=0.0, props=SceneProps(duration_s=2.0), attempts=attempts, capability="video", scene_index=1)
     assert row.rel_path == "scenes/scene_001.mp4" and row.bytes == 4
-    assert reg.attempts_for(row.asset_id) == attempts
+    assert reg.assets.attempts_for(row.asset_id) == attempts
     manifest = json.loads(paths.manifest.read_text())
     assert manifest["assets"][0]["uri"] == "ytap://default/v1/scenes/scene_001.mp4"
     assert [a["provider"] for a in manifest["assets"][0]["attempts"]] == ["google:veo-3.1", "local:placeholder"]
@@ -149,17 +150,17 @@ def test_registry_add_asset_mirrors_manifest_with_attempts(tmp_path: Path) -> No
 def test_registry_regenerating_a_slot_supersedes_the_old_asset(tmp_path: Path) -> None:
     reg, paths = _registry(tmp_path)
     paths.scene(1).write_bytes(b"a")
-    first = reg.add_asset(paths, kind="scene", path=paths.scene(1), provider="p", model=None, cost_usd=0, props={},
+    first = reg.assets.add(paths, kind="scene", path=paths.scene(1), provider="p", model=None, cost_usd=0, props=SceneProps(),
                           attempts=[], capability="video", scene_index=1)
-    second = reg.add_asset(paths, kind="scene", path=paths.scene(1), provider="p", model=None, cost_usd=0, props={},
+    second = reg.assets.add(paths, kind="scene", path=paths.scene(1), provider="p", model=None, cost_usd=0, props=SceneProps(),
                            attempts=[], capability="video", scene_index=1)
-    current = reg.current_assets("default", "v1", "scene")
+    current = reg.assets.current("default", "v1", "scene")
     assert [a.asset_id for a in current] == [second.asset_id] and first.asset_id != second.asset_id
 
 
 def test_registry_failed_generation_attempts_recorded(tmp_path: Path) -> None:
     reg, paths = _registry(tmp_path)
-    reg.record_attempts(paths, capability="video", attempts=[
+    reg.assets.record_attempts(paths, capability="video", attempts=[
         Attempt(provider="x:y", outcome="failed", reason="503 from vendor", error_code="unavailable", cost_usd=0.1)])
     manifest = json.loads(paths.manifest.read_text())
     assert manifest["failed_generations"][0]["reason"] == "503 from vendor"
@@ -168,21 +169,21 @@ def test_registry_failed_generation_attempts_recorded(tmp_path: Path) -> None:
 
 def test_registry_interrupted_jobs_reported_failed_after_restart(tmp_path: Path) -> None:
     reg, _ = _registry(tmp_path)
-    reg.create_job("job_00000000000000000001", "generate_scene", "default", "v1")
-    reg.update_job("job_00000000000000000001", status="running")
+    reg.jobs.create("job_00000000000000000001", "generate_scene", "default", "v1")
+    reg.jobs.update("job_00000000000000000001", status="running")
     with sqlite3.connect(tmp_path / "ytap.db") as db:  # as if a process long gone had owned it
         db.execute("UPDATE jobs SET owner_pid = 999999999")
     reg.close()
     reg2 = Registry(tmp_path / "ytap.db", tmp_path / "workspaces")
-    assert reg2.mark_interrupted_jobs() == 1
-    job = reg2.get_job("job_00000000000000000001")
+    assert reg2.jobs.mark_interrupted() == 1
+    job = reg2.jobs.get("job_00000000000000000001")
     assert job.status == "failed" and job.error and job.error["code"] == "interrupted"
 
 
 def test_registry_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:
     reg, _ = _registry(tmp_path)
-    assert reg._query("PRAGMA journal_mode")[0][0] == "wal"
-    assert reg._query("PRAGMA busy_timeout")[0][0] >= 10000
+    assert reg.db.query("PRAGMA journal_mode")[0][0] == "wal"
+    assert reg.db.query("PRAGMA busy_timeout")[0][0] >= 10000
 
 
 def test_atomic_write_text_roundtrip(tmp_path: Path) -> None:
@@ -203,17 +204,17 @@ def test_registry_archived_assets_are_passed_over_at_start_until_put_back_or_rem
     for n in (1, 2, 3):
         with staged(paths.scene(n)) as tmp:
             tmp.write_bytes(f"scene {n}".encode())
-            rows[n] = reg.add_asset(paths, kind="scene", path=paths.scene(n), staged=tmp, provider="p", model=None,
-                                    cost_usd=0, props={}, attempts=[], capability="video", scene_index=n)
+            rows[n] = reg.assets.add(paths, kind="scene", path=paths.scene(n), staged=tmp, provider="p", model=None,
+                                    cost_usd=0, props=SceneProps(), attempts=[], capability="video", scene_index=n)
     packed = {paths.relative(paths.scene(n)): rows[n].sha256 for n in (1, 2)}
     packed[paths.relative(paths.scene(3))] = "0" * 64  # other bytes than the row's went into the zip
     for n in (1, 2, 3):
         paths.scene(n).unlink()
     paths.scene(2).write_bytes(b"scene 2, made again")  # a registration after the file was archived
-    remade = reg.add_asset(paths, kind="scene", path=paths.scene(2), provider="p", model=None, cost_usd=0,
-                           props={}, attempts=[], capability="video", scene_index=2)
+    remade = reg.assets.add(paths, kind="scene", path=paths.scene(2), provider="p", model=None, cost_usd=0,
+                           props=SceneProps(), attempts=[], capability="video", scene_index=2)
 
-    marked = reg.mark_archived(paths, packed, "archive/intermediates-x.zip")
+    marked = reg.assets.mark_archived(paths, packed, "archive/intermediates-x.zip")
     assert [(r.asset_id, r.state, r.archive_path) for r in marked] == [
         (rows[1].asset_id, "archived", "archive/intermediates-x.zip")]
     manifest = json.loads(paths.manifest.read_text())
@@ -223,16 +224,76 @@ def test_registry_archived_assets_are_passed_over_at_start_until_put_back_or_rem
 
     reg = Registry(tmp_path / "ytap.db", tmp_path / "workspaces")  # the start-up check
     try:
-        states = {r.scene_index: (r.asset_id, r.state) for r in reg.current_assets("default", "v1")}
+        states = {r.scene_index: (r.asset_id, r.state) for r in reg.assets.current("default", "v1")}
         assert states == {1: (rows[1].asset_id, "archived"), 2: (remade.asset_id, "ok"),
                           3: (rows[3].asset_id, "missing")}
-        assert reg.verify_assets() == []
+        assert reg.assets.verify() == []
         paths.scene(1).write_bytes(b"scene 1")  # extracted from the zip into its place
-        [back] = reg.verify_assets()
+        [back] = reg.assets.verify()
         assert (back.scene_index, back.state, back.archive_path) == (1, "ok", None)
         paths.scene(3).write_bytes(b"scene 3, remade")
-        again = reg.add_asset(paths, kind="scene", path=paths.scene(3), provider="p", model=None, cost_usd=0,
-                              props={}, attempts=[], capability="video", scene_index=3)
-        assert again.state == "ok" and [r.state for r in reg.current_assets("default", "v1")] == ["ok"] * 3
+        again = reg.assets.add(paths, kind="scene", path=paths.scene(3), provider="p", model=None, cost_usd=0,
+                              props=SceneProps(), attempts=[], capability="video", scene_index=3)
+        assert again.state == "ok" and [r.state for r in reg.assets.current("default", "v1")] == ["ok"] * 3
     finally:
         reg.close()
+
+
+def test_sweep_partials_keeps_live_writers_and_removes_a_predecessor_with_this_pid(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from core.assets.atomic import live_partials, temp_path_for
+
+    mine = temp_path_for(tmp_path / "scene_001.mp4")  # this process, writing now
+    mine.write_bytes(b"x")
+    predecessor = tmp_path / f".scene_002.{os.getpid()}-0123abcd.mp4.part"  # an earlier server that had this pid
+    predecessor.write_bytes(b"x")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])  # another live process
+    try:
+        theirs = tmp_path / f".scene_003.{other.pid}-0123abcd.mp4.part"
+        theirs.write_bytes(b"x")
+        assert sweep_partials(tmp_path) == 1 and not predecessor.exists()
+        assert sorted(live_partials(tmp_path)) == sorted([mine, theirs])
+    finally:
+        other.kill()
+        other.wait()
+    assert sweep_partials(tmp_path) == 1 and not theirs.exists() and mine.exists()
+
+
+def test_registry_jobs_of_a_predecessor_with_this_pid_are_interrupted_and_own_jobs_live(tmp_path: Path) -> None:
+    reg = Registry(tmp_path / "ytap.db", tmp_path / "workspaces")
+    reg.jobs.create("job_00000000000000000001", "generate_scene", "default", "v1")
+    reg.jobs.create("job_00000000000000000002", "generate_scene", "default", "v1")
+    with reg.db.tx() as db:  # the second as an earlier server with this pid left it
+        db.execute("UPDATE jobs SET owner_token='0123abcd' WHERE job_id='job_00000000000000000002'")
+    assert reg.jobs.live("default", "v1") == ["job_00000000000000000001"]
+    assert reg.jobs.mark_interrupted() == 1
+    assert reg.jobs.get("job_00000000000000000002").error["code"] == "interrupted"  # type: ignore[index]
+    assert reg.jobs.get("job_00000000000000000001").status == "queued"
+
+
+def test_registry_props_are_typed_per_kind_and_old_rows_read_leniently(tmp_path: Path) -> None:
+    from core.assets.props import NarrationProps
+    from core.schemas import SegmentTiming
+
+    reg, paths = _registry(tmp_path)
+    paths.narration.parent.mkdir(parents=True, exist_ok=True)
+    paths.narration.write_bytes(b"RIFF")
+    seg = SegmentTiming(index=1, text="hi", start_s=0.0, end_s=1.0)
+    with pytest.raises(TypeError, match="NarrationProps"):
+        reg.assets.add(paths, kind="narration", path=paths.narration, provider="p", model=None, cost_usd=0,
+                       props=SceneProps(), attempts=[], capability="speech")
+    with pytest.raises(ValueError):
+        SceneProps(duration_s=1.0, unknown_field=1)  # type: ignore[call-arg]
+    row = reg.assets.add(paths, kind="narration", path=paths.narration, provider="p", model=None, cost_usd=0,
+                         props=NarrationProps(duration_s=1.0, segments=(seg,)), attempts=[], capability="speech")
+    assert reg.assets.get(row.asset_id).props_of(NarrationProps).segments == (seg,)
+    listed = json.loads(paths.manifest.read_text())["assets"][0]["properties"]
+    assert listed == {"duration_s": 1.0, "segments": [seg.model_dump()]}  # what the writer set, no more
+    with reg.db.tx() as db:  # a row as an older version wrote it
+        db.execute("UPDATE assets SET props_json=? WHERE asset_id=?",
+                   (json.dumps({"duration_s": 1.0, "voice": 3, "retired": True}), row.asset_id))
+    old = reg.assets.get(row.asset_id).props_of(NarrationProps)
+    assert (old.duration_s, old.voice) == (1.0, None)
+    reg.close()

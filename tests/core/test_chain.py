@@ -8,7 +8,6 @@ import pytest
 from core.config import Settings
 from core.errors import (
     BadOutput,
-    BudgetExceeded,
     InputError,
     NotConfigured,
     ProvidersExhausted,
@@ -61,7 +60,7 @@ def test_chain_falls_back_and_records_every_reason(tmp_path: Path) -> None:
     assert [(x.provider, x.outcome, x.error_code) for x in out.attempts] == [
         ("a:1", "failed", "rate_limited"),
         ("b:1", "skipped", "not_configured"),
-        ("c:1", "succeeded", None),
+        ("c:1", "succeeded", ""),
     ]
     assert out.attempts[0].reason == "429 Too Many Requests"
     assert out.attempts[1].reason == "B_API_KEY not set"
@@ -86,12 +85,6 @@ def test_chain_input_error_is_not_passed_down(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         _run(FallbackChain("video", [a, b]), tmp_path / "o.mp4")
     assert b.calls == []
-
-
-def test_chain_budget_refusal_propagates_as_input_error(tmp_path: Path) -> None:
-    a = ScriptedProvider("a:1", "video", [BudgetExceeded("would pass YTAP_BUDGET_USD")])
-    with pytest.raises(BudgetExceeded):
-        _run(FallbackChain("video", [a]), tmp_path / "o.mp4")
 
 
 def test_chain_failed_attempt_leaves_no_partial_file(tmp_path: Path) -> None:
@@ -291,7 +284,8 @@ def test_catalog_chain_policy_puts_cooling_providers_behind_healthy_ones(tmp_pat
     for _ in range(catalog.health.threshold):
         catalog.health.record_failure("elevenlabs:eleven_multilingual_v2", Unavailable("503"))
     ids, why = catalog.ranked_ids("speech")
-    assert ids.index("elevenlabs:eleven_multilingual_v2") == len(ids) - 2
+    # Behind every healthy paid provider, ahead of the local tiers (local:kokoro, local:espeak-ng).
+    assert ids[-3:] == ["elevenlabs:eleven_multilingual_v2", "local:kokoro", "local:espeak-ng"]
     assert "cooling down" in why["elevenlabs:eleven_multilingual_v2"]
 
 
@@ -299,3 +293,49 @@ def test_catalog_explicit_providers_list_is_used_as_given(tmp_path: Path) -> Non
     s = Settings.from_env({"YTAP_HOME": str(tmp_path), "YTAP_CHAIN_POLICY": "cheapest"})
     ids, why = ProviderCatalog(s).ranked_ids("speech", ["openai:tts-1-hd", "local:espeak-ng"])
     assert ids == ["openai:tts-1-hd", "local:espeak-ng"] and why == {}
+
+
+# --- finishing each attempt's raw output ------------------------------------------------------
+
+
+def _finish_upper(output, out: Path, ctx: CallContext) -> int:
+    """A finishing step: the raw bytes, upper-cased, at ``out``; refuses raw media that says "bad"."""
+    from core.errors import MediaError
+
+    data = output.path.read_bytes()
+    if data == b"bad":
+        raise MediaError("not decodable")
+    out.write_bytes(data.upper())
+    return len(data)
+
+
+def test_chain_finishes_the_raw_output_inside_the_attempt(tmp_path: Path) -> None:
+    a = ScriptedProvider("a:1", "video", [write_bytes(b"raw")])
+    out = tmp_path / "o.mp4"
+    result = anyio.run(lambda: FallbackChain("video", [a]).generate_video(SPEC, out, _ctx(), finish=_finish_upper))
+    assert out.read_bytes() == b"RAW" and result.path == out and result.finished == 3
+    assert a.calls[0].out != out  # the provider wrote its raw media elsewhere...
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mp4"]  # ...and it is gone
+
+
+def test_chain_unusable_raw_output_falls_back_as_bad_output_with_its_cost(tmp_path: Path) -> None:
+    a = ScriptedProvider("a:1", "video", [write_bytes(b"bad")], paid=True, cost_usd=0.4)
+    b = ScriptedProvider("b:1", "video", [write_bytes(b"good")])
+    out = tmp_path / "o.mp4"
+    result = anyio.run(lambda: FallbackChain("video", [a, b]).generate_video(SPEC, out, _ctx(), finish=_finish_upper))
+    assert result.provider == "b:1" and out.read_bytes() == b"GOOD"
+    first = result.attempts[0]
+    assert (first.provider, first.outcome, first.error_code, first.cost_usd) == ("a:1", "failed", "bad_output", 0.4)
+    assert "not decodable" in (first.reason or "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mp4"]
+
+
+def test_chain_input_error_in_finishing_is_not_passed_down(tmp_path: Path) -> None:
+    def refuse(output, out: Path, ctx: CallContext) -> None:
+        raise InputError("the title font cannot be read")
+
+    a = ScriptedProvider("a:1", "video", [write_bytes(b"raw")])
+    b = ScriptedProvider("b:1", "video", [write_bytes(b"raw")])
+    with pytest.raises(InputError):
+        anyio.run(lambda: FallbackChain("video", [a, b]).generate_video(SPEC, tmp_path / "o.mp4", _ctx(), finish=refuse))
+    assert b.calls == [] and list(tmp_path.iterdir()) == []

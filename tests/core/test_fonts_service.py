@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import hashlib
 import os
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from core.runtime import Runtime
 from core.schemas import ThumbnailRequest
 from core.services import imports
 from core.services.fonts import resolve_font
+from core.services import thumbnails
 from core.services.thumbnails import make_thumbnail
 
 TITLE = "How Lighthouses Work"
@@ -36,12 +39,11 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _ai_picture(background: Path):  # noqa: ANN202 - a ScriptedProvider outcome
-    def draw(spec: object, out: Path) -> None:
-        # What the OpenAI, Gemini and Stable Diffusion providers do with their picture.
-        render_thumbnail(out, title=spec.title, subtitle=spec.subtitle, style=spec.style,  # type: ignore[attr-defined]
-                         background=background, font=spec.font)  # type: ignore[attr-defined]
+    def picture(spec: object, out: Path) -> None:
+        # What the OpenAI, Gemini and Stable Diffusion providers return: their picture, no text on it.
+        shutil.copyfile(background, out)
 
-    return draw
+    return picture
 
 
 @pytest.fixture
@@ -110,11 +112,13 @@ def test_a_file_in_the_video_that_is_not_a_font_is_refused(rt: Runtime) -> None:
 def test_a_provider_drawing_over_its_picture_uses_the_font(rt: Runtime, media: Path, ai: ScriptedProvider,
                                                            tmp_path: Path) -> None:
     req = ThumbnailRequest(video_id="v", title=TITLE, font="aileron", providers=["test:ai-image"])
-    result = anyio.run(make_thumbnail, rt, req, JobHandle(job_id="job_" + "1" * 20, kind="make_thumbnail"))
+    result = anyio.run(make_thumbnail, rt, thumbnails.prepare(rt, req),
+                       JobHandle(job_id="job_" + "1" * 20, kind="make_thumbnail"))
     assert (result.provider, result.font) == ("test:ai-image", "fonts/aileron.ttf")
-    expected = tmp_path / "expected.jpg"
+    expected = tmp_path / "expected.jpg"  # the title drawn once, by the service, over the provider's picture
     render_thumbnail(expected, title=TITLE, background=media / "picture.png",
-                     font=rt.paths("default", "v").root / "fonts" / "aileron.ttf")
+                     font=rt.paths("default", "v").root / "fonts" / "aileron.ttf",
+                     palette_key=thumbnails.background_prompt(req))
     assert Path(result.path).read_bytes() == expected.read_bytes()
     default = tmp_path / "default.jpg"
     render_thumbnail(default, title=TITLE, background=media / "picture.png")

@@ -16,6 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from core.assets.props import NarrationProps, SceneProps
 from core.config import Settings
 from core.errors import AssetNotFound, ImportRefused, InputError, OperationCancelled, YtapError
 from core.jobs import JobHandle
@@ -104,9 +105,9 @@ def test_import_clip_becomes_a_contract_scene(rt: Runtime, media: Path) -> None:
     assert result.duration_s == pytest.approx(1.0, abs=0.05)
     assert result.source == str(media / "clip720p24.mp4")
     assert any("1280x720" in n for n in result.notes) and any("24 to 30 fps" in n for n in result.notes)
-    row = rt.registry.current_assets("default", "imp", "scene")[0]
-    assert (row.provider, row.scene_index, row.props["source_video"]) == ("user:import", 2, "h264 1280x720 24 fps")
-    assert [a.provider for a in rt.registry.attempts_for(row.asset_id)] == ["user:import"]
+    row = rt.registry.assets.current("default", "imp", "scene")[0]
+    assert (row.provider, row.scene_index, row.props_of(SceneProps).source_video) == ("user:import", 2, "h264 1280x720 24 fps")
+    assert [a.provider for a in rt.registry.assets.attempts_for(row.asset_id)] == ["user:import"]
     assert _hidden(rt) == []
 
 
@@ -134,8 +135,8 @@ def test_import_voiceover_becomes_narration_with_timings(rt: Runtime) -> None:
     assert [w.text for w in segment.words][:2] == ["Welcome", "back."] and segment.words[-1].end_s == segment.end_s
     srt = Path(result.srt_path or "").read_text()
     assert srt.startswith("1\n00:00:00,000 --> ") and "lighthouse." in srt
-    row = rt.registry.current_assets("default", "imp", "narration")[0]
-    assert row.props["segments"][0]["text"] == "Welcome back. Today we build a lighthouse."
+    row = rt.registry.assets.current("default", "imp", "narration")[0]
+    assert row.props_of(NarrationProps).segments[0].text == "Welcome back. Today we build a lighthouse."
 
 
 def test_import_voiceover_without_transcript_has_one_segment_and_no_captions(rt: Runtime) -> None:

@@ -18,7 +18,7 @@ class Out(BaseModel):
 
 @pytest.fixture
 def runner(tmp_path: Path):
-    r = JobRunner(Registry(tmp_path / "ytap.db", tmp_path / "ws"))
+    r = JobRunner(Registry(tmp_path / "ytap.db", tmp_path / "ws").jobs)
     yield r
     r.shutdown()
 
@@ -80,7 +80,7 @@ def test_jobs_cancel_lets_the_body_clean_up_first(runner: JobRunner) -> None:
     t0 = time.monotonic()
     env = anyio.run(runner.wait, job_id, 5.0)
     assert env.status == "cancelled" and time.monotonic() - t0 < 2.0 and cleaned == [True]
-    assert runner.registry.get_job(job_id).status == "cancelled"
+    assert runner.store.get(job_id).status == "cancelled"
 
 
 def test_jobs_cancel_stops_a_body_that_ignores_the_event(runner: JobRunner) -> None:
@@ -106,7 +106,7 @@ def test_jobs_failure_carries_code_and_message(runner: JobRunner) -> None:
 def test_jobs_failure_text_is_scrubbed_of_secrets(tmp_path: Path) -> None:
     key = "FAKE-openai-JOBS-9f8e7d6c5b4a-DISTINCT"
     reg = Registry(tmp_path / "ytap.db", tmp_path / "ws")
-    runner = JobRunner(reg, [key])
+    runner = JobRunner(reg.jobs, [key])
     try:
         async def body(h: JobHandle) -> Out:
             raise BadOutput(f"vendor said: bad key {key} (Authorization: Bearer {key})")
@@ -117,7 +117,7 @@ def test_jobs_failure_text_is_scrubbed_of_secrets(tmp_path: Path) -> None:
         runner.shutdown()
     assert env.status == "failed" and env.error is not None
     assert key not in env.error.message and key not in env.message and "vendor said" in env.error.message
-    assert key not in repr(reg.get_job(job_id))  # the row as stored
+    assert key not in repr(reg.jobs.get(job_id))  # the row as stored
     assert key.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("ytap.db*"))
 
 
@@ -132,7 +132,7 @@ def test_jobs_unexpected_exception_hides_internals(runner: JobRunner) -> None:
 
 def test_jobs_state_is_persisted_and_readable_from_another_runner(tmp_path: Path) -> None:
     reg = Registry(tmp_path / "ytap.db", tmp_path / "ws")
-    r1 = JobRunner(reg)
+    r1 = JobRunner(reg.jobs)
 
     async def body(h: JobHandle) -> Out:
         return Out(value=3)
@@ -140,7 +140,7 @@ def test_jobs_state_is_persisted_and_readable_from_another_runner(tmp_path: Path
     job_id = r1.submit("t", body)
     anyio.run(r1.wait, job_id, 5.0)
     r1.shutdown()
-    r2 = JobRunner(Registry(tmp_path / "ytap.db", tmp_path / "ws"))
+    r2 = JobRunner(Registry(tmp_path / "ytap.db", tmp_path / "ws").jobs)
     env = r2.envelope(job_id)
     assert env.status == "succeeded" and env.result == {"value": 3}
     r2.shutdown()

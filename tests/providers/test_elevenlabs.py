@@ -6,6 +6,7 @@ MP3 made by ffmpeg, so decoding, truncation and timings are checked on real medi
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -35,6 +36,7 @@ from core.providers.elevenlabs import DEFAULT_VOICE_ID, ElevenLabsSpeechProvider
 from core.providers.local import LocalEspeakSpeechProvider
 from core.providers.pricing import price_for
 from core.providers.resilience import RetryPolicy
+from core.services.narration import finish_speech
 from tests.vendors import elevenlabs_mock as el
 from tests.vendors.loopback import LoopbackServer, Reply, Request, json_reply, loopback_server
 
@@ -75,8 +77,16 @@ def video_dir(tmp_path: Path) -> Path:
 
 def _synth(target: Any, spec: SpeechSpec, out: Path, settings: Settings, cancel: threading.Event | None = None
            ) -> ProviderOutput:
+    """A chain makes the master of its parts, as the narration service's does; a bare provider answers raw."""
     ctx = CallContext(settings=settings, cancel=cancel or threading.Event())
+    if isinstance(target, FallbackChain):
+        return anyio.run(functools.partial(target.synthesize, finish=finish_speech(spec)), spec, out, ctx)
     return anyio.run(target.synthesize, spec, out, ctx)
+
+
+def _speak(provider: ElevenLabsSpeechProvider, spec: SpeechSpec, out: Path, settings: Settings) -> ProviderOutput:
+    """The provider alone, its parts made into the master."""
+    return _synth(FallbackChain("speech", [provider]), spec, out, settings)
 
 
 def _chain(provider: ElevenLabsSpeechProvider, settings: Settings, retry: RetryPolicy | None = None) -> FallbackChain:
@@ -118,7 +128,7 @@ def test_elevenlabs_speaks_segments_with_word_timings_from_the_alignment(
     server.route("POST", el.TTS_PATH, sticky=el.speaking(1.0, alignments=known))
     out = video_dir / "narration.wav"
 
-    result = _synth(provider, SpeechSpec(segments=(first, second)), out, settings)
+    result = _speak(provider, SpeechSpec(segments=(first, second)), out, settings)
 
     # The master, probed: 48 kHz stereo, both parts plus the gap.
     info = probe(out)
@@ -189,7 +199,7 @@ def test_elevenlabs_speed_in_range_is_sent_and_the_rest_applied_when_joining(
 ) -> None:
     assert ElevenLabsSpeechProvider.split_speed(speed) == (pytest.approx(sent), pytest.approx(rest))
     server.route("POST", el.TTS_PATH, sticky=el.speaking(1.0))
-    result = _synth(provider, SpeechSpec(segments=ONE, speed=speed), video_dir / "n.wav", settings)
+    result = _speak(provider, SpeechSpec(segments=ONE, speed=speed), video_dir / "n.wav", settings)
     assert _tts_calls(server)[0].json()["voice_settings"]["speed"] == pytest.approx(sent)
     # The vendor already spoke at ``sent`` (the served tone stays 1 s): only ``rest`` changes its length here.
     seg = (result.segments or [])[0]
@@ -203,7 +213,7 @@ def test_elevenlabs_long_segment_is_requested_in_pieces_and_joined_as_one(
     provider.max_chars_per_request = 40
     text = "The first sentence is here. A second one follows it. And then a third, to finish."
     server.route("POST", el.TTS_PATH, sticky=el.speaking(1.0))
-    result = _synth(provider, SpeechSpec(segments=(text,)), video_dir / "n.wav", settings)
+    result = _speak(provider, SpeechSpec(segments=(text,)), video_dir / "n.wav", settings)
 
     sent = [c.json()["text"] for c in _tts_calls(server)]
     assert sent == ["The first sentence is here.", "A second one follows it.", "And then a third, to finish."]

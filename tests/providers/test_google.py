@@ -40,6 +40,8 @@ from core.errors import (
 from core.media.ffmpeg import run_ffmpeg
 from core.media.probe import probe
 from core.providers.base import CAPABILITY_METHODS, CallContext, ImageSpec, ProviderOutput, SpeechSpec, VideoSpec
+from core.services.narration import finish_speech
+from core.services.scenes import finish_clip
 from core.providers.chain import FallbackChain
 from core.providers.google import GeminiImageProvider, GeminiSpeechProvider, GoogleVeoVideoProvider
 from core.providers.local import LocalEspeakSpeechProvider, LocalPillowImageProvider, LocalPlaceholderVideoProvider
@@ -76,7 +78,7 @@ assert VEO and IMAGE and TTS
 
 VIDEO_SPEC = VideoSpec(prompt="A lighthouse at dusk, waves rolling in", scene_index=1, duration_s=1.5, width=320,
                        height=180, fps=24, negative_prompt="blurry, text overlays")
-IMAGE_SPEC = ImageSpec(title="Maine lighthouses", style="warm")
+IMAGE_SPEC = ImageSpec(prompt="Maine lighthouses", style="warm")
 SPEECH_SPEC = SpeechSpec(segments=("Hello there.", "Welcome to the coast."))
 SPEC = {"video": VIDEO_SPEC, "image": IMAGE_SPEC, "speech": SPEECH_SPEC}
 OUT_NAME = {"video": "scene_001.mp4", "image": "thumbnail.jpg", "speech": "narration.wav"}
@@ -172,12 +174,18 @@ def script(mock: GoogleMock, capability: str, reply: Reply) -> None:
         mock.generate_content(IMAGE if capability == "image" else TTS, sticky=reply)
 
 
-def call(provider: Any, capability: str, spec: Any, out: Path, ctx: CallContext) -> ProviderOutput:
-    """Run one call on a fresh event loop, closing the SDK's connections for that loop afterwards."""
+def call(provider: Any, capability: str, spec: Any, out: Path, ctx: CallContext, finish: Any = None) -> ProviderOutput:
+    """Run one call on a fresh event loop, closing the SDK's connections for that loop afterwards.
+    ``finish``: run through a chain that finishes the raw output, as the services do."""
+    if finish is not None and not isinstance(provider, FallbackChain):
+        provider = FallbackChain(capability, [provider])
 
     async def run() -> ProviderOutput:
         try:
-            return await getattr(provider, CAPABILITY_METHODS[capability])(spec, out, ctx)  # type: ignore[no-any-return]
+            method = getattr(provider, CAPABILITY_METHODS[capability])
+            if finish is not None:
+                return await method(spec, out, ctx, finish=finish)  # type: ignore[no-any-return]
+            return await method(spec, out, ctx)  # type: ignore[no-any-return]
         finally:
             for p in getattr(provider, "providers", [provider]):
                 if hasattr(p, "aclose"):
@@ -198,12 +206,14 @@ def leftovers(d: Path) -> list[str]:
 
 def assert_falls_back(capability: str, provider: Any, settings: Settings, d: Path, expected: type[ProviderError],
                       reason_has: str = "") -> ProviderOutput:
-    """Through FallbackChain([google, local]): the local tier wins and the failure is recorded."""
+    """Through FallbackChain([google, local]): the local tier wins and the failure is recorded.
+    Scene and speech chains finish each attempt's raw output, as the services do."""
     # One try per provider: the chain's retry policy has its own tests; here the mapping is under test.
     chain = FallbackChain(capability, [provider, LOCAL[capability](settings)],  # type: ignore[arg-type, list-item]
                           retry=RetryPolicy(attempts=1))
     out = d / OUT_NAME[capability]
-    result = call(chain, capability, SPEC[capability], out, CallContext(settings=settings))
+    finish = {"video": finish_clip(VIDEO_SPEC), "speech": finish_speech(SPEECH_SPEC)}.get(capability)
+    result = call(chain, capability, SPEC[capability], out, CallContext(settings=settings), finish)
     assert result.provider == LOCAL[capability].id and out.exists()
     first, last = result.attempts
     assert (first.provider, first.outcome, first.error_code) == (provider.id, "failed", expected.code)
@@ -245,7 +255,7 @@ def test_veo_express_mode_generates_a_contract_clip_keeping_veos_audio(tmp_path:
     d = workdir(tmp_path)
     progress: list[float] = []
     result = call(provider, "video", VIDEO_SPEC, d / "scene_001.mp4",
-                  CallContext(settings=settings, progress=lambda f, m: progress.append(f)))
+                  CallContext(settings=settings, progress=lambda f, m: progress.append(f)), finish_clip(VIDEO_SPEC))
 
     assert (result.provider, result.model) == ("google:veo-3.1", "veo-3.1-generate-001")
     assert result.cost_usd == cost_usd("google:veo-3.1", 4) == provider.estimate_cost_usd(VIDEO_SPEC)
@@ -361,9 +371,14 @@ def test_veo_result_with_only_a_gcs_uri_is_bad_output_and_billed(tmp_path: Path,
 
 
 def test_veo_truncated_video_bytes_are_bad_output_and_billed(tmp_path: Path, mock: GoogleMock, media: Media) -> None:
-    err = _veo_failure(tmp_path, mock, operation_done(operation_name(VEO), media.mp4[: len(media.mp4) // 2]),
-                       BadOutput)
-    assert err.cost_usd == cost_usd("google:veo-3.1", 4)
+    """Veo answers; its clip fails the finishing step inside the attempt: that attempt's failure, billed."""
+    name = operation_name(VEO)
+    mock.veo_submit(VEO, sticky=operation_started(name))
+    mock.veo_poll(VEO, sticky=operation_done(name, media.mp4[: len(media.mp4) // 2]))
+    settings = vertex_settings(tmp_path, mock)
+    result = assert_falls_back("video", make("video", settings), settings, workdir(tmp_path), BadOutput,
+                               reason_has="unusable")
+    assert result.attempts[0].cost_usd == cost_usd("google:veo-3.1", 4)
 
 
 def test_veo_poll_deadline_times_out_and_counts_the_running_job(tmp_path: Path, mock: GoogleMock) -> None:
@@ -427,7 +442,8 @@ def test_cancel_aborts_a_request_in_flight(capability: str, tmp_path: Path, mock
 # --------------------------------------------------------------------------- Gemini image
 
 
-def test_gemini_image_becomes_the_contract_thumbnail(tmp_path: Path, mock: GoogleMock, media: Media) -> None:
+def test_gemini_image_is_returned_as_made(tmp_path: Path, mock: GoogleMock, media: Media) -> None:
+    """Raw media: Gemini's picture byte for byte (no title drawn; the thumbnail service does that)."""
     mock.generate_content(IMAGE, image_reply(media.png))
     settings = gemini_settings(tmp_path, mock)
     provider = make("image", settings)
@@ -436,9 +452,8 @@ def test_gemini_image_becomes_the_contract_thumbnail(tmp_path: Path, mock: Googl
 
     assert (result.provider, result.model) == ("google:gemini-3.1-flash-image", "gemini-3.1-flash-image")
     assert result.cost_usd == cost_usd("google:gemini-3.1-flash-image", 1) == provider.estimate_cost_usd(IMAGE_SPEC)
-    with Image.open(result.path) as im:
-        assert (im.format, im.size, im.mode) == ("JPEG", (1280, 720), "RGB")
-    assert result.path.stat().st_size < 2_000_000 and leftovers(d) == ["thumbnail.jpg"]
+    assert result.path.read_bytes() == media.png and leftovers(d) == ["thumbnail.jpg"]
+    assert GeminiImageProvider.aspect_ratio(ImageSpec(prompt="p", width=1080, height=1920)) == "9:16"
 
     request, = mock.calls(generate_content_path(IMAGE))
     assert request.path == f"/v1/models/{IMAGE}:generateContent"
@@ -450,12 +465,13 @@ def test_gemini_image_becomes_the_contract_thumbnail(tmp_path: Path, mock: Googl
     no_key_leak(mock)
 
 
-def test_gemini_image_uses_the_callers_prompt_as_given(tmp_path: Path, mock: GoogleMock, media: Media) -> None:
+def test_gemini_image_sends_the_callers_prompt_first(tmp_path: Path, mock: GoogleMock, media: Media) -> None:
     mock.generate_content(IMAGE, image_reply(media.png))
     settings = gemini_settings(tmp_path, mock)
-    spec = ImageSpec(title="Lighthouses", prompt="An aerial photo of a red lighthouse on granite rocks")
+    spec = ImageSpec(prompt="An aerial photo of a red lighthouse on granite rocks")
     call(make("image", settings), "image", spec, workdir(tmp_path) / "t.jpg", CallContext(settings=settings))
-    assert mock.requests[0].json()["contents"][0]["parts"][0]["text"] == spec.prompt
+    sent = mock.requests[0].json()["contents"][0]["parts"][0]["text"]
+    assert sent.startswith(spec.prompt) and "No text" in sent
 
 
 @pytest.mark.parametrize(("reply", "reason"), [
@@ -507,7 +523,7 @@ def test_gemini_speech_joins_pcm_and_wav_segments_into_the_master(tmp_path: Path
     provider = make("speech", settings)
     spec = SpeechSpec(segments=("Hello there.", "Welcome to the coast."), voice="puck", instructions="warm and calm")
     d = workdir(tmp_path)
-    result = call(provider, "speech", spec, d / "narration.wav", CallContext(settings=settings))
+    result = call(provider, "speech", spec, d / "narration.wav", CallContext(settings=settings), finish_speech(spec))
 
     assert (result.provider, result.model, result.voice) == ("google:gemini-3.8-flash-tts", "gemini-3.8-flash-tts",
                                                              "Puck")
@@ -534,8 +550,9 @@ def test_gemini_speech_joins_pcm_and_wav_segments_into_the_master(tmp_path: Path
 def test_gemini_speech_honours_the_rate_in_the_mime_type(tmp_path: Path, mock: GoogleMock, media: Media) -> None:
     mock.generate_content(TTS, audio_reply(media.pcm16k, "audio/L16;codec=pcm;rate=16000"))
     settings = gemini_settings(tmp_path, mock)
-    result = call(make("speech", settings), "speech", SpeechSpec(segments=("Hi.",)), workdir(tmp_path) / "n.wav",
-                  CallContext(settings=settings))
+    spec = SpeechSpec(segments=("Hi.",))
+    result = call(make("speech", settings), "speech", spec, workdir(tmp_path) / "n.wav",
+                  CallContext(settings=settings), finish_speech(spec))
     assert result.segments and result.segments[0].end_s == 0.5
     assert probe(result.path).duration_s == pytest.approx(0.5, abs=0.01)
 
@@ -569,10 +586,13 @@ def test_gemini_speech_truncated_audio_is_bad_output(bad: str, tmp_path: Path, m
     settings = gemini_settings(tmp_path, mock)
     d = workdir(tmp_path)
     provider = make("speech", settings)
-    with pytest.raises(BadOutput) as info:
-        call(provider, "speech", SPEECH_SPEC, d / "narration.wav", CallContext(settings=settings))
-    assert info.value.cost_usd > 0 and leftovers(d) == []  # the speech was generated, so billed
-    assert_falls_back("speech", provider, settings, d, BadOutput)
+    if bad == "odd_pcm":  # seen by the provider itself
+        with pytest.raises(BadOutput) as info:
+            call(provider, "speech", SPEECH_SPEC, d / "narration.wav", CallContext(settings=settings))
+        assert info.value.cost_usd > 0 and leftovers(d) == []  # the speech was generated, so billed
+    # A WAV that does not decode fails when the master is made, inside the same attempt: billed all the same.
+    result = assert_falls_back("speech", provider, settings, d, BadOutput)
+    assert result.attempts[0].cost_usd > 0
 
 
 def test_gemini_speech_failure_midway_keeps_the_cost_of_the_segments_already_spoken(
@@ -695,3 +715,43 @@ def test_providers_state_their_facts(settings: Settings) -> None:
         assert cls.id.startswith("google:") and cls.model
         assert cost_usd(cls.id, 1) > 0  # priced in the one table
     assert GoogleVeoVideoProvider(settings).poll_deadline_s == 600
+
+
+def test_veo_records_its_operation_and_a_resumed_job_polls_it_instead_of_paying_again(
+        tmp_path: Path, mock: GoogleMock, media: Media) -> None:
+    """The operation's name is a checkpoint of the job, recorded as soon as Veo accepts the job: a worker
+    that dies while Veo works leaves it, and the next attempt polls that operation (no second submit)."""
+    name = operation_name(VEO)
+    mock.veo_submit(VEO, operation_started(name))
+    mock.veo_poll(VEO, operation_running(name), operation_done(name, media.mp4))
+    settings = vertex_settings(tmp_path, mock)
+    saved: dict = {}
+    first = call(make("video", settings), "video", VIDEO_SPEC, workdir(tmp_path) / "scene_001.mp4",
+                 CallContext(settings=settings, progress=lambda f, m: None, checkpoint=saved.__setitem__),
+                 finish_clip(VIDEO_SPEC))
+    assert saved == {"google:veo-3.1:scene_1": name} and first.cost_usd > 0
+
+    mock.veo_poll(VEO, operation_done(name, media.mp4))
+    said: list[str] = []
+    (tmp_path / "again").mkdir()
+    again = call(make("video", settings), "video", VIDEO_SPEC, workdir(tmp_path / "again") / "scene_001.mp4",
+                 CallContext(settings=settings, progress=lambda f, m: said.append(m), resumed=dict(saved),
+                             checkpoint=saved.__setitem__), finish_clip(VIDEO_SPEC))
+    assert len(mock.calls(predict_path(VEO))) == 1  # submitted once, for both runs
+    assert mock.calls(fetch_path(VEO))[-1].json() == {"operationName": name}
+    assert "resuming the Veo job started before" in said
+    assert probe(again.path).video is not None
+
+
+def test_veo_a_failed_operation_is_forgotten_so_the_next_attempt_submits_anew(tmp_path: Path,
+                                                                            mock: GoogleMock) -> None:
+    name = operation_name(VEO)
+    mock.veo_submit(VEO, operation_started(name))
+    mock.veo_poll(VEO, operation_failed(name, 13, "internal error"))
+    settings = vertex_settings(tmp_path, mock)
+    recorded: list = []
+    with pytest.raises(JobFailed):
+        call(make("video", settings), "video", VIDEO_SPEC, workdir(tmp_path) / "scene_001.mp4",
+             CallContext(settings=settings, progress=lambda f, m: None,
+                         checkpoint=lambda k, v: recorded.append((k, v))))
+    assert recorded == [("google:veo-3.1:scene_1", name), ("google:veo-3.1:scene_1", None)]

@@ -9,6 +9,7 @@ while recording the OpenAI attempt with its reason — with the key nowhere in e
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -37,6 +38,8 @@ from core.errors import (
 from core.media.probe import probe
 from core.providers import pricing
 from core.providers.base import CallContext, ImageSpec, ProviderOutput, SpeechSpec, VideoSpec
+from core.services.narration import finish_speech
+from core.services.scenes import finish_clip
 from core.providers.chain import FallbackChain
 from core.providers.local import LocalEspeakSpeechProvider, LocalPillowImageProvider, LocalPlaceholderVideoProvider
 from core.providers.openai import (
@@ -57,7 +60,7 @@ SHORT_TIMEOUT_S = 0.3  # for the timeout cases; the scripted reply sleeps well p
 
 SPEECH = SpeechSpec(segments=("Hello there, friends.", "The second scene speaks now."), voice="nova",
                     instructions="Warm, calm and unhurried.")
-IMAGE = ImageSpec(title="Rust, fast", subtitle="A quick tour", style="neon")  # short: the local tier renders it quickly
+IMAGE = ImageSpec(prompt="Rust, fast: a quick tour", style="neon")
 VIDEO = VideoSpec(prompt="a red fox running through fresh snow", scene_index=1, duration_s=1.5, width=320,
                   height=180, fps=12, style="cinematic", negative_prompt="text overlays")
 
@@ -98,9 +101,17 @@ def _video(settings: Settings, timeout_s: float = TIMEOUT_S, **kw: float) -> Ope
     return OpenAIVideoProvider(settings, timeout_s=timeout_s, **kw)
 
 
-def _call(provider: Any, spec: Any, out: Path, ctx: CallContext) -> ProviderOutput:
-    method = {"speech": "synthesize", "image": "generate_image", "video": "generate_video"}[provider.capability]
-    return anyio.run(getattr(provider, method), spec, out, ctx)
+def _call(provider: Any, spec: Any, out: Path, ctx: CallContext, finish: Any = None) -> ProviderOutput:
+    method = getattr(provider, {"speech": "synthesize", "image": "generate_image",
+                                "video": "generate_video"}[provider.capability])
+    if finish is not None:  # a chain, finishing each attempt's raw output as a service would
+        method = functools.partial(method, finish=finish)
+    return anyio.run(method, spec, out, ctx)
+
+
+def _speak(provider: Any, spec: SpeechSpec, out: Path, ctx: CallContext) -> ProviderOutput:
+    """The provider's raw parts made into the master, as the narration service does (chain + finishing)."""
+    return _call(FallbackChain("speech", [provider]), spec, out, ctx, finish_speech(spec))
 
 
 def _auth(server: LoopbackServer) -> set[str]:
@@ -160,10 +171,10 @@ def _chain(cap: Capability, settings: Settings, provider: Any = None) -> Fallbac
 
 
 def _expect_fallback(cap: Capability, settings: Settings, work: Path, error: type[ProviderError],
-                     provider: Any = None) -> ProviderOutput:
+                     provider: Any = None, finish: Any = None) -> ProviderOutput:
     """The chain falls back to the local tier; the OpenAI attempt is recorded with its reason."""
     out = work / cap.out_name
-    result = _call(_chain(cap, settings, provider), cap.spec, out, _ctx(settings))
+    result = _call(_chain(cap, settings, provider), cap.spec, out, _ctx(settings), finish)
     assert result.provider == cap.local.id and out.exists()
     first = result.attempts[0]
     assert (first.provider, first.outcome, first.error_code) == (cap.make(settings).id, "failed", error.code)
@@ -194,7 +205,7 @@ def test_speech_master_is_48k_stereo_with_one_timing_per_segment(server: Loopbac
     out = work / "narration.wav"
     spec = SpeechSpec(segments=SPEECH.segments, voice="nova", instructions=SPEECH.instructions, speed=1.25,
                       pitch_semitones=2)
-    result = _call(_speech(settings), spec, out, _ctx(settings))
+    result = _speak(_speech(settings), spec, out, _ctx(settings))
 
     info = probe(out)
     assert info.audio is not None and (info.audio.codec, info.audio.sample_rate, info.audio.channels) == \
@@ -220,7 +231,7 @@ def test_speech_wav_answers_decode_too(server: LoopbackServer, settings: Setting
     server.route("POST", om.SPEECH, sticky=om.speech_reply(om.wav_bytes(0.3), fmt="wav"))
     provider = _speech(settings)
     provider.response_format = "wav"  # type: ignore[misc]
-    result = _call(provider, SPEECH, work / "n.wav", _ctx(settings))
+    result = _speak(provider, SPEECH, work / "n.wav", _ctx(settings))
     assert probe(work / "n.wav").duration_s == pytest.approx(0.3 + 0.35 + 0.3, abs=0.02)
     assert len(result.segments or []) == 2
     assert {r.json()["response_format"] for r in server.requests} == {"wav"}
@@ -231,7 +242,7 @@ def test_speech_long_segment_is_split_at_sentence_ends_and_timed_as_one(server: 
     sentence = "This sentence is about fifty characters long, okay. "
     long_text = (sentence * 100).strip()  # ~5200 characters: two requests
     server.route("POST", om.SPEECH, sticky=om.speech_reply(om.pcm_bytes(0.3)))
-    result = _call(_speech(settings), SpeechSpec(segments=(long_text, "Short one.")), work / "n.wav", _ctx(settings))
+    result = _speak(_speech(settings), SpeechSpec(segments=(long_text, "Short one.")), work / "n.wav", _ctx(settings))
 
     inputs = [r.json()["input"] for r in server.calls("POST", om.SPEECH)]
     assert len(inputs) == 3 and all(len(i) <= 4096 for i in inputs)
@@ -312,14 +323,13 @@ def test_speech_json_instead_of_audio_is_bad_output(server: LoopbackServer, sett
 # --- image ----------------------------------------------------------------------------------
 
 
-def test_image_becomes_the_contract_thumbnail(server: LoopbackServer, settings: Settings, work: Path) -> None:
+def test_image_is_returned_as_made(server: LoopbackServer, settings: Settings, work: Path) -> None:
+    """Raw media: OpenAI's picture byte for byte (no title drawn; the thumbnail service does that)."""
     server.route("POST", om.IMAGES, om.images_reply(om.png_bytes()))
     out = work / "thumbnail.jpg"
     result = _call(_image(settings), IMAGE, out, _ctx(settings))
 
-    info = probe(out)
-    assert info.video is not None and (info.video.codec, info.video.width, info.video.height) == ("mjpeg", 1280, 720)
-    assert out.read_bytes()[:3] == b"\xff\xd8\xff" and info.bytes < 2_000_000
+    assert out.read_bytes() == om.png_bytes()
     assert (result.provider, result.model, result.cost_usd) == \
         ("openai:gpt-image-2", "gpt-image-2", pricing.cost_usd("openai:gpt-image-2", 1))
     body = server.requests[-1].json()
@@ -328,13 +338,14 @@ def test_image_becomes_the_contract_thumbnail(server: LoopbackServer, settings: 
     assert "response_format" not in body  # GPT image models always answer base64; the legacy knob is refused
     assert "Rust, fast" in body["prompt"] and "neon" in body["prompt"]
     assert "Do not draw any text" in body["prompt"]
+    assert OpenAIImageProvider.size_for(ImageSpec(prompt="p", width=1080, height=1920)) == "1024x1536"
     assert _auth(server) == {f"Bearer {KEY}"}
     assert _leftovers(work, keep=out) == []
 
 
 def test_image_uses_the_callers_prompt(server: LoopbackServer, settings: Settings, work: Path) -> None:
     server.route("POST", om.IMAGES, om.images_reply(om.png_bytes()))
-    _call(_image(settings), ImageSpec(title="T", prompt="a lighthouse at dusk"), work / "t.jpg", _ctx(settings))
+    _call(_image(settings), ImageSpec(prompt="a lighthouse at dusk"), work / "t.jpg", _ctx(settings))
     prompt = server.requests[-1].json()["prompt"]
     assert prompt.startswith("a lighthouse at dusk") and "Do not draw any text" in prompt
 
@@ -387,11 +398,12 @@ def test_image_other_bad_request_is_unavailable_not_input(server: LoopbackServer
 
 def test_video_job_is_polled_downloaded_and_normalised(server: LoopbackServer, settings: Settings,
                                                        work: Path) -> None:
+    """Sora's raw clip, put in the scene format by the scene service's finishing step inside the chain."""
     CAPS["video"].ok(server)
     out = work / "scene_001.mp4"
     progress: list[float] = []
     ctx = CallContext(settings=settings, progress=lambda f, m: progress.append(f))
-    result = _call(_video(settings), VIDEO, out, ctx)
+    result = _call(FallbackChain("video", [_video(settings)]), VIDEO, out, ctx, finish_clip(VIDEO))
 
     info = probe(out, count_frames=True)
     v, a = info.video, info.audio
@@ -449,7 +461,7 @@ def test_video_moderated_job_is_refused(server: LoopbackServer, settings: Settin
 
 @pytest.mark.parametrize(("content", "words"), [
     (lambda: om.video_content_reply(om.mp4_bytes(), truncate_to=4000), "cut short"),
-    (lambda: om.video_content_reply(b"\x00\x00\x00\x18ftypmp42" + b"\x17" * 5000), "not readable video"),
+    (lambda: om.video_content_reply(b"\x00\x00\x00\x18ftypmp42" + b"\x17" * 5000), "unusable"),
 ], ids=["truncated", "undecodable"])
 def test_video_broken_download_is_bad_output_billed(server: LoopbackServer, settings: Settings, work: Path,
                                                     content: Callable[[], Reply], words: str) -> None:
@@ -457,9 +469,12 @@ def test_video_broken_download_is_bad_output_billed(server: LoopbackServer, sett
         server.route("POST", om.VIDEOS, om.video_reply(status="queued", seconds="4"))
         server.route("GET", om.VIDEO, om.video_reply(status="completed", progress=100, seconds="4"))
         server.route("GET", om.VIDEO_CONTENT, content())
-    err = _expect_error(CAPS["video"], settings, work, BadOutput)
-    assert words in err.message and err.cost_usd == pricing.cost_usd("openai:sora-2", 4)
-    result = _expect_fallback(CAPS["video"], settings, work, BadOutput)
+    if words == "cut short":  # the transport's failure, the provider's own error
+        err = _expect_error(CAPS["video"], settings, work, BadOutput)
+        assert words in err.message and err.cost_usd == pricing.cost_usd("openai:sora-2", 4)
+    # A clip that downloads but does not decode fails in the finishing step, inside the same attempt.
+    result = _expect_fallback(CAPS["video"], settings, work, BadOutput, finish=finish_clip(VIDEO))
+    assert words in (result.attempts[0].reason or "")
     assert result.attempts[0].cost_usd == pricing.cost_usd("openai:sora-2", 4)
 
 

@@ -39,13 +39,13 @@ from core.providers.resilience import ConcurrencyLimits, RetryPolicy
 from core.providers.sd import StableDiffusionImageProvider
 from core.runtime import Runtime
 from core.schemas import ThumbnailRequest
-from core.services.thumbnails import make_thumbnail
+from core.services import thumbnails
 from tests.vendors import sd_mock as sm
 from tests.vendors.loopback import LoopbackServer, Reply, json_reply, loopback_server
 
 TIMEOUT_S = 10.0
 SHORT_TIMEOUT_S = 0.3
-IMAGE = ImageSpec(title="Rust, fast", subtitle="A quick tour", style="neon")
+IMAGE = ImageSpec(prompt="Rust, fast: a quick tour", style="neon")
 
 
 @pytest.fixture
@@ -93,22 +93,22 @@ def _free_port() -> int:
 # --- success ---------------------------------------------------------------------------------
 
 
-def test_sd_background_becomes_the_contract_thumbnail(server: LoopbackServer, settings: Settings,
-                                                      work: Path) -> None:
+def test_sd_returns_its_picture_as_made(server: LoopbackServer, settings: Settings, work: Path) -> None:
+    """Raw media: the server's PNG byte for byte (no title drawn; the thumbnail service does that)."""
     server.route("POST", sm.TXT2IMG, sm.txt2img_reply())
     out = work / "thumbnail.jpg"
     result = _call(_sd(settings), out, settings)
 
     info = probe(out)
-    assert info.video is not None and (info.video.codec, info.video.width, info.video.height) == ("mjpeg", 1280, 720)
-    assert out.read_bytes()[:3] == b"\xff\xd8\xff" and info.bytes < 2_000_000
+    assert info.video is not None and (info.video.codec, info.video.width, info.video.height) == ("png", 1344, 768)
+    assert out.read_bytes() == sm.png_bytes()
     assert (result.provider, result.model, result.cost_usd) == ("sd:default", "default", 0.0)
     body = server.calls("POST", sm.TXT2IMG)[0].json()
     width, height = body["width"], body["height"]
     assert abs(width / height / (16 / 9) - 1) < 0.02 and width % 64 == 0 and height % 64 == 0  # 16:9 within 2 %
     assert body["seed"] == -1  # random unless given
     assert "text" in body["negative_prompt"] and "watermark" in body["negative_prompt"]
-    assert "Rust, fast" in body["prompt"] and "neon" in body["prompt"]
+    assert body["prompt"] == "Rust, fast: a quick tour, neon"
     assert {"steps", "cfg_scale", "sampler_name"} <= body.keys() and body["batch_size"] == 1
     assert "override_settings" not in body  # sd:default: the checkpoint the server has loaded
     assert _leftovers(work, keep=out) == []
@@ -128,9 +128,9 @@ def test_sd_seed_and_model_are_sent(server: LoopbackServer, tmp_path: Path, work
 
 def test_sd_requests_seed_and_negative_prompt_are_sent(server: LoopbackServer, settings: Settings, work: Path) -> None:
     server.route("POST", sm.TXT2IMG, sm.txt2img_reply(), sm.txt2img_reply())
-    spec = ImageSpec(title="T", negative_prompt="people, cars", seed=77)
+    spec = ImageSpec(prompt="T", negative_prompt="people, cars", seed=77)
     anyio.run(_sd(settings, seed=4242).generate_image, spec, work / "t.jpg", CallContext(settings=settings))
-    anyio.run(_sd(settings).generate_image, ImageSpec(title="T"), work / "u.jpg", CallContext(settings=settings))
+    anyio.run(_sd(settings).generate_image, ImageSpec(prompt="T"), work / "u.jpg", CallContext(settings=settings))
     first, second = (c.json() for c in server.calls("POST", sm.TXT2IMG))
     assert first["seed"] == 77  # the request's seed wins over the provider's
     assert first["negative_prompt"].endswith(", people, cars") and "watermark" in first["negative_prompt"]
@@ -139,7 +139,7 @@ def test_sd_requests_seed_and_negative_prompt_are_sent(server: LoopbackServer, s
 
 def test_sd_callers_prompt_is_used(server: LoopbackServer, settings: Settings, work: Path) -> None:
     server.route("POST", sm.TXT2IMG, sm.txt2img_reply())
-    anyio.run(_sd(settings).generate_image, ImageSpec(title="T", prompt="a lighthouse at dusk"), work / "t.jpg",
+    anyio.run(_sd(settings).generate_image, ImageSpec(prompt="a lighthouse at dusk"), work / "t.jpg",
               CallContext(settings=settings))
     assert server.calls("POST", sm.TXT2IMG)[0].json()["prompt"] == "a lighthouse at dusk"
 
@@ -149,8 +149,8 @@ def test_sd_first_in_the_default_chain_makes_the_thumbnail(server: LoopbackServe
     server.route("POST", sm.TXT2IMG, sm.txt2img_reply())
     rt = Runtime.create(settings)
     try:
-        result = anyio.run(make_thumbnail, rt, ThumbnailRequest(video_id="sd", title="Self-hosted"),
-                           JobHandle(job_id="job_" + "1" * 20, kind="make_thumbnail"))
+        plan = thumbnails.prepare(rt, ThumbnailRequest(video_id="sd", title="Self-hosted"))
+        result = anyio.run(thumbnails.make_thumbnail, rt, plan, JobHandle(job_id="job_" + "1" * 20, kind="make_thumbnail"))
     finally:
         rt.close()
     info = probe(result.path)
@@ -287,7 +287,9 @@ def test_sd_leads_the_default_image_chain_only_when_configured(tmp_path: Path) -
 
     configured = ProviderCatalog(Settings.from_env({"YTAP_HOME": home, "YTAP_SD_BASE_URL": "http://127.0.0.1:7860"}))
     assert configured.chain_ids("image") == ["sd:default", *DEFAULT_CHAINS["image"]]
-    assert configured.chain_ids("video") == list(DEFAULT_CHAINS["video"])
+    # ... and its pictures, put in motion, lead the stills-in-motion tier of the video chain (issue 14).
+    assert [i for i in configured.chain_ids("video") if i.startswith("motion:")] == [
+        "motion:sd:default", "motion:openai:gpt-image-2", "motion:google:gemini-3.1-flash-image"]
 
     model = ProviderCatalog(Settings.from_env({"YTAP_HOME": home, "YTAP_SD_BASE_URL": "http://127.0.0.1:7860",
                                                "YTAP_SD_MODEL": "dreamshaper_8"}))

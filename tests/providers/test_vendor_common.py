@@ -234,7 +234,8 @@ def test_cancel_on_reports_cancelled_whenever_the_event_was_set_by_the_end() -> 
 
 @pytest.mark.parametrize(("label", "suffix"), [("veo", ".mp4"), ("gemini", ".png"), ("gemini-tts", "")])
 def test_part_path_leftovers_are_swept_at_start(tmp_path: Path, label: str, suffix: str) -> None:
-    """A vendor's intermediate beside a staged output is a .part of this process: the start-up sweep removes it."""
+    """A vendor's intermediate beside a staged output is a .part of this process: kept while it runs, swept once
+    its writer is gone."""
     import os
 
     from core.assets.atomic import partial_writer_pid, sweep_partials, temp_path_for
@@ -247,4 +248,7 @@ def test_part_path_leftovers_are_swept_at_start(tmp_path: Path, label: str, suff
         raw.write_bytes(b"x")
     else:
         raw.mkdir()  # Gemini TTS keeps its segments in a folder
+    assert sweep_partials(tmp_path) == 0 and raw.exists()  # its writer (this process) is alive
+    left = raw.rename(raw.with_name(raw.name.replace(f".{os.getpid()}-", ".999999999-")))  # as a dead writer left it
+    assert partial_writer_pid(left.name) == 999999999
     assert sweep_partials(tmp_path) == 1 and list(tmp_path.iterdir()) == []

@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 
 from core.assets import Registry, VideoPaths
+from core.assets.props import SceneProps
 from tests.reliability.procs import call, connect, finish, hidden_leftovers, integrity, running_server
 from tests.security.acceptance import record
 
@@ -159,7 +160,7 @@ def test_concurrency_manifest_mirror_never_left_stale_by_concurrent_writers(tmp_
                 f = paths.scene(index)
                 f.write_bytes(b"x" * index)
                 barrier.wait()
-                reg.add_asset(paths, kind="scene", path=f, provider="test", model=None, cost_usd=0.0, props={},
+                reg.assets.add(paths, kind="scene", path=f, provider="test", model=None, cost_usd=0.0, props=SceneProps(),
                               attempts=[], capability="video", scene_index=index)
 
             threads = [threading.Thread(target=add, args=(reg, trial * len(regs) + k + 1))
@@ -169,7 +170,7 @@ def test_concurrency_manifest_mirror_never_left_stale_by_concurrent_writers(tmp_
             for t in threads:
                 t.join()
             listed = {a["asset_id"] for a in json.loads(paths.manifest.read_text())["assets"]}
-            stale += listed != {a.asset_id for a in first.current_assets("default", "v")}
+            stale += listed != {a.asset_id for a in first.assets.current("default", "v")}
     finally:
         for reg in regs[:2]:
             reg.close()

@@ -73,10 +73,16 @@ def _wait_for(what: str, check: Callable[[], Any], *, server: ServerProc, timeou
 
 
 def _growing_part(root: Path) -> list[str]:
-    """Temporary files under ``root`` that already hold bytes: the work is mid-write."""
+    """Temporary files under ``root`` that already hold bytes: the work is mid-write. A vendor's parts
+    may sit inside a temporary folder (``.narration.openai-tts.part-…/part_001.pcm``)."""
     if not root.exists():
         return []
-    return [str(p.relative_to(root)) for p in root.rglob(".*.part*") if p.is_file() and p.stat().st_size > 0]
+
+    def temporary(p: Path) -> bool:
+        return any(part.startswith(".") and ".part" in part for part in p.relative_to(root).parts)
+
+    return [str(p.relative_to(root)) for p in root.rglob("*")
+            if temporary(p) and p.is_file() and p.stat().st_size > 0]
 
 
 def _submit(url: str, tool: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -334,33 +340,34 @@ import os, sys
 from pathlib import Path
 from core.assets import Registry, VideoPaths
 from core.assets.atomic import staged
-import core.assets.registry as registry
+from core.assets.props import SceneProps
+import core.assets.asset_store as asset_store
 
 home, where = Path(sys.argv[1]), sys.argv[2]
 reg = Registry(home / "ytap.db", home / "workspaces")
 paths = VideoPaths(home / "workspaces", "default", "v")
-kw = dict(kind="scene", provider="test", model=None, cost_usd=0.0, props={}, attempts=[], capability="video")
+kw = dict(kind="scene", provider="test", model=None, cost_usd=0.0, props=SceneProps(), attempts=[], capability="video")
 with staged(paths.scene(1)) as tmp:
     tmp.write_bytes(b"first take")
-    reg.add_asset(paths, path=paths.scene(1), staged=tmp, scene_index=1, **kw)
+    reg.assets.add(paths, path=paths.scene(1), staged=tmp, scene_index=1, **kw)
 if where == "replace":
     real_replace = os.replace
     def replace_then_die(src, dst):
         real_replace(src, dst)
         if Path(dst) == paths.scene(1):
             os._exit(9)
-    registry.os.replace = replace_then_die
+    asset_store.os.replace = replace_then_die
     n, body = 1, b"second take, never committed"
 else:
-    real_write = registry.Registry._write_manifest
+    real_write = asset_store.AssetStore._write_manifest
     def write_then_die(self, paths):
         real_write(self, paths)
         os._exit(9)
-    registry.Registry._write_manifest = write_then_die
+    asset_store.AssetStore._write_manifest = write_then_die
     n, body = 2, b"scene 2, never committed"
 with staged(paths.scene(n)) as tmp:
     tmp.write_bytes(body)
-    reg.add_asset(paths, path=paths.scene(n), staged=tmp, scene_index=n, **kw)
+    reg.assets.add(paths, path=paths.scene(n), staged=tmp, scene_index=n, **kw)
 """
 
 
@@ -383,11 +390,11 @@ def test_crash_kill_between_rename_and_commit_is_reported_at_start(tmp_path: Pat
 
     reg = Registry(home / "ytap.db", home / "workspaces")  # start-up: the check finds the slot changed
     try:
-        [current] = reg.current_assets("default", "v")
+        [current] = reg.assets.current("default", "v")
         assert current.asset_id == row["asset_id"] and current.state == "damaged"
         manifest = json.loads(paths.manifest.read_text())
         assert [(a["asset_id"], a["state"]) for a in manifest["assets"]] == [(row["asset_id"], "damaged")]
-        assert reg.verify_assets() == []  # found once: nothing changes at the next start
+        assert reg.assets.verify() == []  # found once: nothing changes at the next start
     finally:
         reg.close()
     crash_point("between a registration's rename and its commit", slot_changed=1, reported_damaged_at_start=1)
@@ -408,7 +415,7 @@ def test_crash_kill_between_manifest_and_commit_leaves_a_manifest_rewritten_at_s
     try:
         manifest = json.loads(paths.manifest.read_text())
         assert [(a["asset_id"], a["state"]) for a in manifest["assets"]] == [(row["asset_id"], "ok")]
-        assert [r.scene_index for r in reg.current_assets("default", "v")] == [1]
+        assert [r.scene_index for r in reg.assets.current("default", "v")] == [1]
     finally:
         reg.close()
     crash_point("between a registration's manifest and its commit", manifest_rewritten_at_start=1)
@@ -421,6 +428,7 @@ def test_crash_kill_between_manifest_and_commit_leaves_a_manifest_rewritten_at_s
 def test_restart_check_trusts_unchanged_files_and_marks_changed_and_missing_ones(tmp_path: Path) -> None:
     from core.assets import Registry, VideoPaths
     from core.assets.atomic import staged
+    from core.assets.props import SceneProps
 
     home = tmp_path / "home"
     reg = Registry(home / "ytap.db", home / "workspaces")
@@ -430,8 +438,8 @@ def test_restart_check_trusts_unchanged_files_and_marks_changed_and_missing_ones
                     (4, b"deleted")):
         with staged(paths.scene(n)) as tmp:
             tmp.write_bytes(body)
-            rows[n] = reg.add_asset(paths, kind="scene", path=paths.scene(n), staged=tmp, provider="test", model=None,
-                                    cost_usd=0.0, props={}, attempts=[], capability="video", scene_index=n)
+            rows[n] = reg.assets.add(paths, kind="scene", path=paths.scene(n), staged=tmp, provider="test", model=None,
+                                    cost_usd=0.0, props=SceneProps(), attempts=[], capability="video", scene_index=n)
     reg.close()
     assert rows[1].sha256 == hashlib.sha256(b"kept as it is").hexdigest() and rows[1].state == "ok"
     os.utime(paths.scene(2), ns=(1, 1))
@@ -441,10 +449,10 @@ def test_restart_check_trusts_unchanged_files_and_marks_changed_and_missing_ones
 
     reg = Registry(home / "ytap.db", home / "workspaces")
     try:
-        states = {r.scene_index: r.state for r in reg.current_assets("default", "v")}
+        states = {r.scene_index: r.state for r in reg.assets.current("default", "v")}
         assert states == {1: "ok", 2: "ok", 3: "damaged", 4: "missing"}
         paths.scene(4).write_bytes(b"deleted")  # put back: the next check finds it whole again
-        assert [(r.scene_index, r.state) for r in reg.verify_assets()] == [(4, "ok")]
+        assert [(r.scene_index, r.state) for r in reg.assets.verify()] == [(4, "ok")]
     finally:
         reg.close()
 
@@ -468,10 +476,10 @@ def test_restart_check_upgrades_a_registry_from_before_fingerprints(tmp_path: Pa
 
     reg = Registry(home / "ytap.db", home / "workspaces")
     try:
-        [row] = reg.current_assets("default", "v")
+        [row] = reg.assets.current("default", "v")
         assert (row.asset_id, row.state, row.sha256) == ("ast_old", "ok", None)
         paths.scene(1).write_bytes(b"a new scene!")  # same size, changed after the first check
         os.utime(paths.scene(1), ns=(2, 2))  # another mtime, whatever the clock's granularity
-        assert [(r.asset_id, r.state) for r in reg.verify_assets()] == [("ast_old", "damaged")]
+        assert [(r.asset_id, r.state) for r in reg.assets.verify()] == [("ast_old", "damaged")]
     finally:
         reg.close()

@@ -138,7 +138,7 @@ def test_limits_referenced_files_not_media_or_out_of_bounds(world: World, monkey
         ("assemble_video", {"scenes": ["bad/fake.mp4"]}, "not a readable audio, video or image file"),
         ("assemble_video", {"scenes": ["bad/empty.mp4"]}, "is empty"),
         # A faststart file cut short probes fine (its index is whole); the encode finds the hole.
-        ("assemble_video", {"scenes": ["bad/truncated.mp4"]}, "partial file"),
+        ("assemble_video", {"scenes": ["bad/truncated.mp4"]}, "truncated.mp4 is truncated or corrupt"),
         ("assemble_video", {"scenes": ["manifest.json"]}, "not a readable audio, video or image file"),
         ("assemble_video", {"scenes": ["scenes/scene_001.mp4"], "narration": "bad/notes.txt"}, "not a readable"),
         ("assemble_video", {"scenes": ["scenes/scene_001.mp4"], "music": "bad/empty.mp4"}, "is empty"),

@@ -270,3 +270,45 @@ def cloning_not_in_plan() -> Reply:
                                   "subscription does not include instant voice cloning. Please upgrade your plan.",
                                   "status": "can_not_use_instant_voice_cloning",
                                   "request_id": "7185e9dfc60a80a303c3b287f243188b"}}, status=400)
+
+
+# --- music (SDK elevenlabs 2.x, music/raw_client.compose; the music quickstart's "Copyrighted material") ---
+#
+#     POST /v1/music?output_format=mp3_44100_128
+#     xi-api-key: <key>
+#     {"prompt": "...", "music_length_ms": 32000, "model_id": "music_v1", "force_instrumental": true}
+#     -> 200, the audio itself (audio/mpeg), streamed
+#
+# A prompt naming an artist, a band or a song is refused with ``bad_prompt`` and a rewording in
+# ``detail.data.prompt_suggestion`` (a composition plan: ``bad_composition_plan`` and
+# ``composition_plan_suggestion``).
+
+MUSIC_PATH = r"/v1/music"
+
+
+@lru_cache(maxsize=4)
+def music_mp3(duration_s: float = 12.0, mood: str = "upbeat, happy") -> bytes:
+    """A real MP3 (44.1 kHz stereo, 128 kb/s, as ``mp3_44100_128``) of music: a local:ambient bed cut
+    from a longer one, so it does not loop by itself."""
+    from core.media.ambient import render_ambient
+    from core.media.musicbed import write_wav
+
+    bed = render_ambient(mood, duration_s * 1.5)
+    with tempfile.TemporaryDirectory(prefix="ytap-test-music-") as tmp:
+        wav, mp3 = Path(tmp) / "m.wav", Path(tmp) / "m.mp3"
+        write_wav(wav, bed.samples[: int(duration_s * 48000)])
+        run_ffmpeg(["-i", str(wav), "-ar", "44100", "-c:a", "libmp3lame", "-b:a", "128k", str(mp3)],
+                   what="making a test mp3")
+        return mp3.read_bytes()
+
+
+def composing(duration_s: float = 12.0, **kw: Any) -> Reply:
+    return Reply(body=music_mp3(duration_s), headers={"content-type": "audio/mpeg"}, **kw)
+
+
+def bad_prompt(suggestion: str = "An upbeat pop track with bright synths and a driving beat", *,
+               status: int = 400) -> Reply:
+    """The refusal of a prompt naming an artist (the status is not documented: 400 here, 422 also tested,
+    which the SDK raises as its UnprocessableEntityError)."""
+    return json_reply({"detail": {"status": "bad_prompt", "message": "The prompt contains copyrighted material.",
+                                  "data": {"prompt_suggestion": suggestion}}}, status=status)

@@ -11,7 +11,6 @@ printed (``pytest -s``) for the closing note.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,12 @@ from mcp import Client
 from PIL import Image, ImageFont
 
 from core.config import Settings
-from core.media.assembly import measure_loudness
+from core.media.mix import measure_loudness
 from core.media.ffmpeg import run_ffmpeg
 from core.media.probe import probe
 from core.providers.resilience import RetryPolicy
 from core.runtime import Runtime
+from tests.mcp_helpers import ok
 from tests.vendors import elevenlabs_mock as el
 from tests.vendors import sd_mock as sm
 from tests.vendors.loopback import LoopbackServer, loopback_server
@@ -36,13 +36,7 @@ KEY = "FAKE-elevenlabs-BYO-4d2f8a6c1e-DISTINCT"
 TTS = r"/v1/text-to-speech/[^/]+/with-timestamps"
 
 
-@pytest.fixture(autouse=True)
-def _clean_vendor_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("OPENAI_", "ELEVENLABS_", "GOOGLE_", "GEMINI_", "YTAP_SD_")):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+pytestmark = pytest.mark.usefixtures("no_vendor_environment")
 
 
 @pytest.fixture(scope="module")
@@ -82,18 +76,8 @@ def rt(tmp_path: Path, mine: Path, vendors: tuple[LoopbackServer, LoopbackServer
     runtime.close()
 
 
-async def _ok(client: Client, name: str, args: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(name, args)
-    assert not result.is_error, result.content
-    env = result.structured_content
-    if "job_id" not in env:
-        return env
-    while env["status"] in ("queued", "running"):
-        env = (await client.call_tool("job_status", {"job_id": env["job_id"], "wait_seconds": 20})).structured_content
-    assert env["status"] == "succeeded", env
-    return env["result"]
 
-
+@pytest.mark.slow
 def test_bring_your_own_material_voice_font_and_sd(rt: Runtime, mine: Path, tmp_path: Path,
                                                    vendors: tuple[LoopbackServer, LoopbackServer]) -> None:
     eleven, sd = vendors
@@ -104,29 +88,29 @@ def test_bring_your_own_material_voice_font_and_sd(rt: Runtime, mine: Path, tmp_
     async def main() -> dict[str, Any]:
         async with Client(build_server(runtime=rt)) as client:
             out: dict[str, Any] = {}
-            out["clip"] = await _ok(client, "import_asset", {"video_id": "trip", "source": "holiday.mp4",
+            out["clip"] = await ok(client, "import_asset", {"video_id": "trip", "source": "holiday.mp4",
                                                              "kind": "scene", "scene_index": 1, "wait_seconds": 40})
-            out["voiceover"] = await _ok(client, "import_asset", {
+            out["voiceover"] = await ok(client, "import_asset", {
                 "video_id": "trip", "source": "my_voice.wav", "kind": "narration",
                 "transcript": "This is our trip to the lighthouse."})
-            out["music"] = await _ok(client, "import_asset", {"video_id": "trip", "source": "bed.mp3",
+            out["music"] = await ok(client, "import_asset", {"video_id": "trip", "source": "bed.mp3",
                                                               "kind": "music"})
-            out["font"] = await _ok(client, "import_asset", {"video_id": "trip", "source": "Aileron.ttf",
+            out["font"] = await ok(client, "import_asset", {"video_id": "trip", "source": "Aileron.ttf",
                                                              "kind": "font"})
             refused = await client.call_tool("import_asset", {"video_id": "trip", "source": str(outside),
                                                               "kind": "music"})
             out["refused"] = (refused.is_error, " ".join(getattr(c, "text", "") for c in refused.content))
-            out["final"] = await _ok(client, "assemble_video", {
+            out["final"] = await ok(client, "assemble_video", {
                 "video_id": "trip", "music": out["music"]["uri"], "height": 720, "caption_font": "aileron",
                 "hardware_encoder": False, "wait_seconds": 45})
-            out["voice"] = await _ok(client, "clone_voice", {"video_id": "trip", "name": "me",
+            out["voice"] = await ok(client, "clone_voice", {"video_id": "trip", "name": "me",
                                                              "sample": out["voiceover"]["uri"], "consent": True})
-            out["cloned_narration"] = await _ok(client, "synthesize_narration", {
+            out["cloned_narration"] = await ok(client, "synthesize_narration", {
                 "video_id": "next-trip", "voice": "me", "segments": ["Back at the lighthouse.", "Same voice."]})
-            out["thumbnail"] = await _ok(client, "make_thumbnail", {
+            out["thumbnail"] = await ok(client, "make_thumbnail", {
                 "video_id": "trip", "title": "Our lighthouse trip", "font": "aileron", "providers": ["sd:default"],
                 "negative_prompt": "people", "seed": 31337})
-            out["report"] = await _ok(client, "provider_report", {"video_id": "trip"})
+            out["report"] = await ok(client, "provider_report", {"video_id": "trip"})
             return out
 
     out = anyio.run(main)

@@ -68,6 +68,8 @@ FIXTURE = {
 }
 _RESULT_DIR = re.compile(r"^server-(?P<scenario>.+)-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$")
 
+pytestmark = pytest.mark.slow  # the npm suite against a server process, twice (about 10 s)
+
 
 def _seed(url: str) -> None:
     """One finished scene, so resources/list has a manifest and the caching scenario can exercise resources/read."""

@@ -14,11 +14,14 @@ import pytest
 from mcp import Client
 from PIL import Image, ImageChops, ImageFont
 
+from core.assets.props import ThumbnailProps
 from core.config import Settings
-from core.media import assembly as media_assembly
+from core.media import videograph
 from core.media.ffmpeg import ffmpeg_exe, run_ffmpeg
 from core.media.fonts import font_path
 from core.media.thumbnail import BADGE_BOX, SAFE_BOX, layout_title
+from core.media.timeline import Timeline
+from tests.mcp_helpers import error_text, ok
 from ytap_mcp.server import YtapServer
 
 TITLE = "How Lighthouses Work"
@@ -49,20 +52,6 @@ def settings(tmp_path: Path, media: Path) -> Settings:
                               "YTAP_X264_PRESET": "ultrafast"})
 
 
-async def _ok(client: Client, name: str, args: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(name, args)
-    assert not result.is_error, result.content
-    env = result.structured_content
-    while env["status"] in ("queued", "running"):
-        env = (await client.call_tool("job_status", {"job_id": env["job_id"], "wait_seconds": 20})).structured_content
-    assert env["status"] == "succeeded", env
-    return env["result"]
-
-
-async def _error(client: Client, name: str, args: dict[str, Any]) -> str:
-    result = await client.call_tool(name, args)
-    assert result.is_error, result.structured_content
-    return " ".join(getattr(c, "text", "") for c in result.content)
 
 
 def _pixels(path: str) -> Image.Image:
@@ -92,9 +81,12 @@ def test_tool_schemas_offer_the_fonts(server: YtapServer) -> None:
             return {t.name: t.input_schema for t in (await client.list_tools()).tools}
 
     schemas = anyio.run(main)
+    # The fonts are named once, on make_thumbnail's font; caption_font points there and names its default.
+    font = schemas["make_thumbnail"]["properties"]["font"]["description"]
+    assert "inter-display-black" in font and "inter-bold" in font and "kind=font" in font
+    caption_font = schemas["assemble_video"]["properties"]["caption_font"]["description"]
+    assert "make_thumbnail's font" in caption_font and "inter-bold" in caption_font
     for tool, param in (("make_thumbnail", "font"), ("assemble_video", "caption_font")):
-        text = schemas[tool]["properties"][param]["description"]
-        assert "inter-display-black" in text and "inter-bold" in text and "kind=font" in text
         assert param not in schemas[tool].get("required", [])
 
 
@@ -102,24 +94,24 @@ def test_thumbnail_in_an_imported_font(server: YtapServer, media: Path) -> None:
     async def main() -> dict[str, Any]:
         async with Client(server) as client:
             out: dict[str, Any] = {}
-            font = await _ok(client, "import_asset", {"video_id": "mine", "source": "aileron.ttf", "kind": "font"})
+            font = await ok(client, "import_asset", {"video_id": "mine", "source": "aileron.ttf", "kind": "font"})
             out["font"] = font
-            default = await _ok(client, "make_thumbnail", {"video_id": "mine", "title": TITLE})
+            default = await ok(client, "make_thumbnail", {"video_id": "mine", "title": TITLE})
             out["default"], out["default_px"] = default, _pixels(default["path"])
-            mine = await _ok(client, "make_thumbnail", {"video_id": "mine", "title": TITLE, "font": "aileron"})
+            mine = await ok(client, "make_thumbnail", {"video_id": "mine", "title": TITLE, "font": "aileron"})
             out["mine"], out["mine_px"] = mine, _pixels(mine["path"])
-            out["again"] = await _ok(client, "make_thumbnail", {"video_id": "mine", "title": TITLE,
+            out["again"] = await ok(client, "make_thumbnail", {"video_id": "mine", "title": TITLE,
                                                                 "font": font["uri"]})
             # Another file imported under the same name: the cache key follows the bytes.
-            await _ok(client, "import_asset", {"video_id": "mine", "source": str(media / "other" / "aileron.ttf"),
+            await ok(client, "import_asset", {"video_id": "mine", "source": str(media / "other" / "aileron.ttf"),
                                                "kind": "font"})
-            out["revised"] = await _ok(client, "make_thumbnail", {"video_id": "mine", "title": TITLE,
+            out["revised"] = await ok(client, "make_thumbnail", {"video_id": "mine", "title": TITLE,
                                                                   "font": "fonts/aileron.ttf"})
             # Two imported fonts share the stem: the stem is ambiguous, a ref is not.
-            await _ok(client, "import_asset", {"video_id": "mine", "source": "aileron.otf", "kind": "font"})
-            out["ambiguous"] = await _error(client, "make_thumbnail", {"video_id": "mine", "title": TITLE,
+            await ok(client, "import_asset", {"video_id": "mine", "source": "aileron.otf", "kind": "font"})
+            out["ambiguous"] = await error_text(client, "make_thumbnail", {"video_id": "mine", "title": TITLE,
                                                                        "font": "aileron"})
-            other = await _ok(client, "make_thumbnail", {"video_id": "mine", "title": TITLE,
+            other = await ok(client, "make_thumbnail", {"video_id": "mine", "title": TITLE,
                                                          "font": "fonts/aileron.otf"})
             out["other"], out["other_px"] = other, _pixels(other["path"])
             return out
@@ -142,37 +134,38 @@ def test_thumbnail_in_an_imported_font(server: YtapServer, media: Path) -> None:
         and not (b[0] < BADGE_BOX[2] and BADGE_BOX[0] < b[2] and b[1] < BADGE_BOX[3] and BADGE_BOX[1] < b[3])
         for b in lay.boxes)
     # The asset on record names the font it was drawn with, down to the file's bytes.
-    (row,) = server.runtime.registry.current_assets("default", "mine", "thumbnail")
-    recorded = row.props["font"]
-    assert (recorded["name"], recorded["family"], recorded["weight"]) == ("fonts/aileron.otf", "Inter Display Black",
-                                                                         900)
-    assert recorded["sha256"] == hashlib.sha256((media / "aileron.otf").read_bytes()).hexdigest()
+    (row,) = server.runtime.registry.assets.current("default", "mine", "thumbnail")
+    recorded = row.props_of(ThumbnailProps).font
+    assert recorded is not None
+    assert (recorded.name, recorded.family, recorded.weight) == ("fonts/aileron.otf", "Inter Display Black", 900)
+    assert recorded.sha256 == hashlib.sha256((media / "aileron.otf").read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_assembly_captions_in_an_imported_font(server: YtapServer, media: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
-    write = media_assembly._write_captions
+    write = videograph.write_captions  # each chunk of the picture writes its slice of the captions
 
-    def spy(tl: media_assembly.Timeline, work_dir: Path) -> None:
+    def spy(tl: Timeline, work_dir: Path) -> None:
         write(tl, work_dir)
         seen["ass"] = tl.captions_ass
         if (work_dir / "fonts").is_dir():
             seen["fonts"] = sorted(p.name for p in (work_dir / "fonts").iterdir())
             shutil.copytree(work_dir / "fonts", tmp_path / "libass_fonts")
 
-    monkeypatch.setattr(media_assembly, "_write_captions", spy)
+    monkeypatch.setattr(videograph, "write_captions", spy)
 
     async def main() -> dict[str, Any]:
         async with Client(server) as client:
-            await _ok(client, "import_asset", {"video_id": "cap", "source": "aileron.ttf", "kind": "font"})
-            await _ok(client, "import_asset", {"video_id": "cap", "source": "clip.mp4", "kind": "scene",
+            await ok(client, "import_asset", {"video_id": "cap", "source": "aileron.ttf", "kind": "font"})
+            await ok(client, "import_asset", {"video_id": "cap", "source": "clip.mp4", "kind": "scene",
                                                "scene_index": 1, "wait_seconds": 30})
-            await _ok(client, "import_asset", {"video_id": "cap", "source": "voice.wav", "kind": "narration",
+            await ok(client, "import_asset", {"video_id": "cap", "source": "voice.wav", "kind": "narration",
                                                "transcript": "Lighthouses guide the ships home."})
-            final = await _ok(client, "assemble_video", {"video_id": "cap", "caption_font": "aileron", "height": 720,
+            final = await ok(client, "assemble_video", {"video_id": "cap", "caption_font": "aileron", "height": 720,
                                                          "hardware_encoder": False, "wait_seconds": 40})
-            bad = await _error(client, "assemble_video", {"video_id": "cap", "caption_font": "comic-sans"})
+            bad = await error_text(client, "assemble_video", {"video_id": "cap", "caption_font": "comic-sans"})
             return {"final": final, "bad": bad}
 
     out = anyio.run(main)
@@ -203,11 +196,11 @@ def test_fonts_outside_the_bundled_set_and_the_video_are_refused(server: YtapSer
                                                                  needles: list[str]) -> None:
     async def main() -> tuple[str, str]:
         async with Client(server) as client:
-            await _ok(client, "import_asset", {"video_id": "mine", "source": "aileron.ttf", "kind": "font"})
-            thumb = await _error(client, "make_thumbnail", {"video_id": "mine", "title": TITLE, "font": font})
-            other = await _ok(client, "import_asset", {"video_id": "other", "source": "aileron.ttf", "kind": "font"})
+            await ok(client, "import_asset", {"video_id": "mine", "source": "aileron.ttf", "kind": "font"})
+            thumb = await error_text(client, "make_thumbnail", {"video_id": "mine", "title": TITLE, "font": font})
+            other = await ok(client, "import_asset", {"video_id": "other", "source": "aileron.ttf", "kind": "font"})
             assert other["uri"] == "ytap://default/other/fonts/aileron.ttf"
-            return thumb, await _error(client, "make_thumbnail", {"video_id": "mine", "title": TITLE, "font": font,
+            return thumb, await error_text(client, "make_thumbnail", {"video_id": "mine", "title": TITLE, "font": font,
                                                                    "fresh": True})
 
     for text in anyio.run(main):

@@ -19,9 +19,11 @@ from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from tools import TOOLS
+from tests.mcp_helpers import CONTRACT_TOOLS
 
 TOKEN = "ytap-test-token-3f9a1c77e2b54d10"
+
+pytestmark = pytest.mark.slow  # each case starts a server process (5-10 s)
 
 
 def _free_port() -> int:
@@ -64,7 +66,7 @@ def test_http_streamable_submit_then_poll_across_two_connections(tmp_path: Path)
         async def main() -> dict:
             async with Client(url + "/mcp") as first:
                 tools = (await first.list_tools()).tools
-                assert len(tools) == len(TOOLS)
+                assert {t.name for t in tools} == CONTRACT_TOOLS
                 env = (await first.call_tool("generate_scene", {"video_id": "h", "scene_index": 1, "prompt": "x",
                                                                 "duration_s": 1, "wait_seconds": 0})).structured_content
                 assert env["status"] in ("queued", "running")
@@ -112,31 +114,31 @@ def test_http_token_required_when_set(tmp_path: Path) -> None:
                                headers={"accept": "application/json, text/event-stream"})
         wrong = httpx.post(url + "/mcp", json={}, headers={"authorization": "Bearer nope"})
 
-        async def main() -> int:
+        async def main() -> set[str]:
             async with httpx2.AsyncClient(headers={"authorization": f"Bearer {TOKEN}"}, timeout=30) as http:
                 async with streamable_http_client(url + "/mcp", http_client=http) as (read, write, *_):
                     async with ClientSession(read, write) as session:
                         await session.initialize()
-                        return len((await session.list_tools()).tools)
+                        return {t.name for t in (await session.list_tools()).tools}
 
-        n_tools = anyio.run(main)
+        names = anyio.run(main)
     assert anonymous.status_code == 401 and wrong.status_code == 401
     assert TOKEN not in anonymous.text
-    assert n_tools == len(TOOLS)
+    assert names == CONTRACT_TOOLS
 
 
 def test_http_sse_transport_serves_the_tools(tmp_path: Path) -> None:
     with _server(tmp_path, "sse") as url:
 
-        async def main() -> int:
+        async def main() -> set[str]:
             async with sse_client(url + "/sse") as (read, write, *_):
                 async with ClientSession(read, write) as session:
                     await session.initialize()
                     report = await session.call_tool("provider_report", {})
                     assert not report.is_error
-                    return len((await session.list_tools()).tools)
+                    return {t.name for t in (await session.list_tools()).tools}
 
-        assert anyio.run(main) == len(TOOLS)
+        assert anyio.run(main) == CONTRACT_TOOLS
 
 
 @pytest.mark.parametrize(("env_token", "extra", "needle"), [

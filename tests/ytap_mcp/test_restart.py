@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import anyio
+import pytest
 from mcp import Client
 
 
@@ -37,6 +38,7 @@ def _start(home: Path, port: int, log: Path) -> subprocess.Popen:
     raise AssertionError("server did not start")
 
 
+@pytest.mark.slow
 def test_restart_reports_the_interrupted_job_as_failed_and_leaves_no_partial(tmp_path: Path) -> None:
     home, port, log = tmp_path / "home", _free_port(), tmp_path / "server.log"
     proc = _start(home, port, log)

@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 import anyio
+import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from core.media.probe import is_faststart, probe
-from tools import TOOLS
+from tests.mcp_helpers import CONTRACT_TOOLS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,7 +42,7 @@ def test_stdio_python_m_ytap_mcp_lists_tools_with_schemas(tmp_path: Path) -> Non
     finally:
         stdio_mod.stdio_client = original
         errlog.close()
-    assert len(tools) == len(TOOLS)
+    assert {t.name for t in tools} == CONTRACT_TOOLS
     assert all(t.input_schema["type"] == "object" and t.output_schema for t in tools)
 
 
@@ -66,14 +67,22 @@ def test_stdio_stdout_carries_only_protocol(tmp_path: Path) -> None:
     assert '"serverInfo"' in lines[0] and '"ytap"' in lines[0]
 
 
+@pytest.mark.slow
 def test_stdio_demo_makes_a_youtube_ready_video(tmp_path: Path) -> None:
+    # No keys, and no ffmpeg on PATH: the build imageio-ffmpeg ships (tests/test_ffmpeg_builds.py: a system one).
+    (tmp_path / "bin").mkdir()
+    demo_and_check(tmp_path, {"PATH": str(tmp_path / "bin"), "HOME": str(tmp_path)})
+
+
+def demo_and_check(tmp_path: Path, env: dict[str, str]) -> None:
+    """``ytap-mcp demo`` with ``env`` exits 0 and leaves a YouTube-ready video, thumbnail and report."""
     home = tmp_path / "home"
     proc = subprocess.run(
         [sys.executable, "-m", "ytap_mcp", "demo", "--home", str(home)],
         capture_output=True,
         text=True,
         timeout=600,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},  # no keys, no system ffmpeg on this PATH needed
+        env=env,
         cwd=str(tmp_path),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -98,3 +107,12 @@ def test_stdio_demo_makes_a_youtube_ready_video(tmp_path: Path) -> None:
     with Image.open(video / "thumbnail.jpg") as im:
         assert (im.format, im.size) == ("JPEG", (1280, 720))
     assert (video / "thumbnail.jpg").stat().st_size < 2 * 1024 * 1024
+
+
+def test_demo_scenes_last_as_long_as_their_sentences() -> None:
+    from ytap_mcp.demo import scene_seconds
+
+    narration = {"duration_s": 14.2, "segments": [{"start_s": 0.12, "end_s": 4.1}, {"start_s": 4.5, "end_s": 9.0},
+                                                  {"start_s": 9.3, "end_s": 13.9}]}
+    assert scene_seconds(narration) == [4.5, 4.8, 4.9]  # a pause stays on the scene before; the last to the end
+    assert scene_seconds({"duration_s": 5.0, "segments": [{"start_s": 0.0}, {"start_s": 0.4}]}) == [1.0, 4.6]

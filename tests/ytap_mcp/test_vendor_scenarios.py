@@ -34,13 +34,7 @@ KEYS = {
 VEO = "veo-3.1-generate-001"
 
 
-@pytest.fixture(autouse=True)
-def _clean_vendor_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("OPENAI_", "ELEVENLABS_", "GOOGLE_", "GEMINI_")):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+pytestmark = pytest.mark.usefixtures("no_vendor_environment")
 
 
 @pytest.fixture
@@ -114,6 +108,7 @@ def _assert_no_key_anywhere(rt: Runtime, out: dict[str, Any]) -> None:
         assert key not in blob
 
 
+@pytest.mark.slow
 def test_scenario_all_healthy_first_tiers_win(tmp_path: Path, vendors: LoopbackServer) -> None:
     _healthy_google(vendors)
     _healthy_openai(vendors)
@@ -134,6 +129,7 @@ def test_scenario_all_healthy_first_tiers_win(tmp_path: Path, vendors: LoopbackS
     _assert_no_key_anywhere(rt, out)
 
 
+@pytest.mark.slow
 def test_scenario_openai_down_google_and_elevenlabs_win(tmp_path: Path, vendors: LoopbackServer) -> None:
     _healthy_google(vendors)
     _healthy_elevenlabs(vendors)
@@ -188,6 +184,11 @@ def test_scenario_cascade_local_tiers_win_with_every_reason(tmp_path: Path, vend
         ("google:gemini-3.8-flash-tts", "unavailable"),
         ("openai:gpt-image-2", "refused"),
         ("google:gemini-3.1-flash-image", "unavailable"),
+        # The stills in motion (issue 14) fail in the video chain as their image providers do.
+        ("motion:openai:gpt-image-2", "refused"),
+        ("motion:google:gemini-3.1-flash-image", "unavailable"),
+        # The keyless stock tier (issue 15): Commons cannot be reached from a test.
+        ("commons:video", "unavailable"),
     }
     assert all(a["reason"] for k in ("scene", "narration", "thumbnail") for a in out[k]["attempts"]
                if a["outcome"] != "succeeded")

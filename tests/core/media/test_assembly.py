@@ -17,6 +17,10 @@ import pytest
 
 from core.errors import InputError, MediaError, OperationCancelled
 from core.media import assembly as A
+from core.media import chunks as C
+from core.media import mix as M
+from core.media import timeline as T
+from core.media import videograph as VG
 from core.media.ffmpeg import ffmpeg_exe, run_ffmpeg
 from core.media.probe import AudioStreamInfo, MediaInfo, VideoStreamInfo, is_faststart, probe
 
@@ -40,8 +44,8 @@ def _fake_info(name: str, duration_s: float, *, fps: float = 30.0, w: int = 640,
     return MediaInfo(path=name, format_name="mov,mp4", duration_s=duration_s, bytes=1, video=v, audio=a)
 
 
-def _scene(name: str, duration_s: float, **kw: object) -> A.SceneInput:
-    return A.SceneInput(Path(name), _fake_info(name, duration_s, **kw))  # type: ignore[arg-type]
+def _scene(name: str, duration_s: float, **kw: object) -> T.SceneInput:
+    return T.SceneInput(Path(name), _fake_info(name, duration_s, **kw))  # type: ignore[arg-type]
 
 
 def _arg(argv: list[str], flag: str) -> str:
@@ -51,6 +55,44 @@ def _arg(argv: list[str], flag: str) -> str:
 
 def _graph(argv: list[str]) -> str:
     return _arg(argv, "-filter_complex")
+
+
+def _render(tl: T.Timeline, out: Path, **kw: object) -> MediaInfo:
+    """Run the service's path (:func:`assemble`) and probe what it wrote, never trusting what it says."""
+    A.assemble(tl, out, **kw)  # type: ignore[arg-type]
+    return probe(out)
+
+
+class _Runs(list[list[str]]):
+    frames: list[int]  # -frames:v of each run that encodes video
+
+
+@pytest.fixture
+def encodes(monkeypatch: pytest.MonkeyPatch) -> _Runs:
+    """The video encoders of every ffmpeg run the assembly makes (one list per run; "copy" included)."""
+    runs = _Runs()
+    runs.frames = []
+
+    def counting(args: list[str], **kw: object) -> None:
+        encs = [a for i, a in enumerate(args) if i and args[i - 1] == "-c:v"]
+        runs.append(encs)
+        if any(e != "copy" for e in encs):
+            runs.frames.append(int(args[args.index("-frames:v") + 1]))
+        run_ffmpeg(args, **kw)  # type: ignore[arg-type]
+
+    for module in (A, M, C):
+        monkeypatch.setattr(module, "run_ffmpeg", counting)
+    return runs
+
+
+def _video_encodes(runs: list[list[str]]) -> list[str]:
+    return [enc for run in runs for enc in run if enc != "copy"]
+
+
+def _one_pass(runs: _Runs, frames: int) -> None:
+    """Exactly one video encode pass: every run encodes with libx264 alone, and their frames add up to the video."""
+    assert set(_video_encodes(runs)) == {"libx264"} and all(run.count("libx264") <= 1 for run in runs)
+    assert sum(runs.frames) == frames, runs.frames
 
 
 def _has_encoder(name: str) -> bool:
@@ -133,19 +175,19 @@ def infos(clips: dict[str, Path]) -> dict[str, MediaInfo]:
     return {name: probe(p) for name, p in clips.items()}
 
 
-def _scenes(clips: dict[str, Path], infos: dict[str, MediaInfo], *names: str) -> list[A.SceneInput]:
-    return [A.SceneInput(clips[n], infos[n]) for n in names]
+def _scenes(clips: dict[str, Path], infos: dict[str, MediaInfo], *names: str) -> list[T.SceneInput]:
+    return [T.SceneInput(clips[n], infos[n]) for n in names]
 
 
-def _narration(clips: dict[str, Path], infos: dict[str, MediaInfo], name: str) -> A.NarrationInput:
-    return A.NarrationInput(clips[name], infos[name].duration_s)
+def _narration(clips: dict[str, Path], infos: dict[str, MediaInfo], name: str) -> T.NarrationInput:
+    return T.NarrationInput(clips[name], infos[name].duration_s)
 
 
 # --------------------------------------------------------------------------- timeline (pure)
 
 
 def test_build_timeline_snaps_durations_to_frame_grid() -> None:
-    tl = A.build_timeline([_scene("a.mp4", 1.99), _scene("b.mp4", 1.0), _scene("c.mp4", 0.25)],
+    tl = T.build_timeline([_scene("a.mp4", 1.99), _scene("b.mp4", 1.0), _scene("c.mp4", 0.25)],
                           width=320, height=180, fps=30)
     assert [s.frames for s in tl.scenes] == [60, 30, 8]  # 59.7 -> 60, 30, 7.5 -> 8 (half up)
     assert [s.start_frame for s in tl.scenes] == [0, 60, 90]
@@ -159,7 +201,7 @@ def test_build_timeline_snaps_durations_to_frame_grid() -> None:
 
 
 def test_build_timeline_offsets_are_integer_ms_without_drift() -> None:
-    tl = A.build_timeline([_scene(f"{i}.mp4", 1.01) for i in range(7)], width=640, height=360, fps=30)
+    tl = T.build_timeline([_scene(f"{i}.mp4", 1.01) for i in range(7)], width=640, height=360, fps=30)
     for prev, cur in zip(tl.scenes, tl.scenes[1:]):
         assert prev.start_ms + prev.duration_ms == cur.start_ms
     last = tl.scenes[-1]
@@ -167,8 +209,8 @@ def test_build_timeline_offsets_are_integer_ms_without_drift() -> None:
 
 
 def test_build_timeline_holds_last_frame_when_narration_longer() -> None:
-    tl = A.build_timeline([_scene("a.mp4", 1.0), _scene("b.mp4", 1.0)], width=320, height=180, fps=30,
-                          narration=A.NarrationInput(Path("n.wav"), 3.2))
+    tl = T.build_timeline([_scene("a.mp4", 1.0), _scene("b.mp4", 1.0)], width=320, height=180, fps=30,
+                          narration=T.NarrationInput(Path("n.wav"), 3.2))
     assert tl.scene_frames == 60
     assert tl.total_frames == 111  # ceil((3.2 + 0.5) * 30)
     assert tl.hold_frames == 51
@@ -177,21 +219,21 @@ def test_build_timeline_holds_last_frame_when_narration_longer() -> None:
 
 
 def test_build_timeline_hold_covers_narration_end_with_custom_tail() -> None:
-    tl = A.build_timeline([_scene("a.mp4", 1.0)], width=320, height=180, fps=30,
-                          narration=A.NarrationInput(Path("n.wav"), 1.001), tail_s=0.0)
+    tl = T.build_timeline([_scene("a.mp4", 1.0)], width=320, height=180, fps=30,
+                          narration=T.NarrationInput(Path("n.wav"), 1.001), tail_s=0.0)
     assert tl.total_frames == 31  # never round the narration's end away
     assert tl.duration_s >= 1.001
 
 
 def test_build_timeline_no_hold_when_narration_shorter() -> None:
-    tl = A.build_timeline([_scene("a.mp4", 2.0), _scene("b.mp4", 1.5)], width=320, height=180, fps=30,
-                          narration=A.NarrationInput(Path("n.wav"), 3.5))
+    tl = T.build_timeline([_scene("a.mp4", 2.0), _scene("b.mp4", 1.5)], width=320, height=180, fps=30,
+                          narration=T.NarrationInput(Path("n.wav"), 3.5))
     assert tl.hold_frames == 0 and tl.hold_ms == 0
     assert tl.total_frames == 105 and tl.duration_ms == 3500
 
 
 def test_build_timeline_records_scene_facts() -> None:
-    tl = A.build_timeline([_scene("a.mp4", 1.0, audio=True, fps=60, w=1920, h=1080), _scene("b.mp4", 1.0)],
+    tl = T.build_timeline([_scene("a.mp4", 1.0, audio=True, fps=60, w=1920, h=1080), _scene("b.mp4", 1.0)],
                           width=320, height=180, fps=30)
     assert [s.has_audio for s in tl.scenes] == [True, False]
     assert tl.scenes[0].source_fps == 60
@@ -201,12 +243,12 @@ def test_build_timeline_records_scene_facts() -> None:
 
 def test_build_timeline_rejects_no_scenes() -> None:
     with pytest.raises(InputError):
-        A.build_timeline([], width=320, height=180, fps=30)
+        T.build_timeline([], width=320, height=180, fps=30)
 
 
 def test_build_timeline_rejects_scene_without_video_naming_it() -> None:
     with pytest.raises(InputError, match="music_only.m4a"):
-        A.build_timeline([_scene("a.mp4", 1.0), _scene("music_only.m4a", 1.0, video=False, audio=True)],
+        T.build_timeline([_scene("a.mp4", 1.0), _scene("music_only.m4a", 1.0, video=False, audio=True)],
                          width=320, height=180, fps=30)
 
 
@@ -214,58 +256,63 @@ def test_build_timeline_rejects_scene_without_video_naming_it() -> None:
 def test_build_timeline_rejects_bad_output_format(kw: dict[str, object]) -> None:
     args: dict[str, object] = {"width": 320, "height": 180, "fps": 30, **kw}
     with pytest.raises(InputError):
-        A.build_timeline([_scene("a.mp4", 1.0)], **args)  # type: ignore[arg-type]
+        T.build_timeline([_scene("a.mp4", 1.0)], **args)  # type: ignore[arg-type]
 
 
 def test_build_timeline_rejects_scene_shorter_than_a_frame() -> None:
     with pytest.raises(InputError, match="tiny.mp4"):
-        A.build_timeline([_scene("tiny.mp4", 0.01)], width=320, height=180, fps=30)
+        T.build_timeline([_scene("tiny.mp4", 0.01)], width=320, height=180, fps=30)
 
 
 # --------------------------------------------------------------------------- argv (pure)
 
 
-def _two_scene_job(**kw: object) -> A.Timeline:
-    return A.build_timeline(
+def _two_scene_job(**kw: object) -> T.Timeline:
+    return T.build_timeline(
         [_scene("/w/s1.mp4", 1.0, fps=24), _scene("/w/s2.mp4", 1.5, fps=60)],
-        width=320, height=180, fps=30, narration=A.NarrationInput(Path("/w/narration.wav"), 3.2),
+        width=320, height=180, fps=30, narration=T.NarrationInput(Path("/w/narration.wav"), 3.2),
         **kw,  # type: ignore[arg-type]
     )
 
 
-def test_build_argv_is_one_encode_with_youtube_settings() -> None:
+def test_argvs_are_one_video_encode_with_youtube_settings() -> None:
     tl = _two_scene_job()
-    argv = A.build_argv(tl, Path("/w/final.mp4.part"))
-    assert argv.count("-filter_complex") == 1
-    assert argv.count("-c:v") == 1 and argv.count("libx264") == 1
-    assert _arg(argv, "-c:v") == "libx264"
-    assert _arg(argv, "-profile:v") == "high"
-    assert _arg(argv, "-pix_fmt") == "yuv420p"
-    assert _arg(argv, "-preset") == "veryfast" and _arg(argv, "-crf") == "20"
-    assert _arg(argv, "-g") == "15"
-    assert _arg(argv, "-bf") == "2"
-    assert "open-gop=0" in _arg(argv, "-x264-params")
-    assert _arg(argv, "-movflags") == "+faststart"
-    assert _arg(argv, "-r") == "30"
-    assert _arg(argv, "-frames:v") == str(tl.total_frames) == "111"
+    video = A.build_video_argv(tl, Path("/t/video.mp4"))
+    assert video.count("-filter_complex") == 1
+    assert video.count("-c:v") == 1 and video.count("libx264") == 1
+    assert _arg(video, "-c:v") == "libx264"
+    assert _arg(video, "-profile:v") == "high"
+    assert _arg(video, "-pix_fmt") == "yuv420p"
+    assert _arg(video, "-preset") == "veryfast" and _arg(video, "-crf") == "20"
+    assert _arg(video, "-g") == "15"
+    assert _arg(video, "-bf") == "2"
+    assert "open-gop=0" in _arg(video, "-x264-params")
+    assert _arg(video, "-r") == "30"
+    assert _arg(video, "-frames:v") == str(tl.total_frames) == "111"
+    # The exact count is also cut in the graph (the mux step carries no -frames:v: ffmpeg 5.1 would end the audio).
+    assert f"trim=end_frame={tl.total_frames}[" in _graph(video)
     for flag in ("-colorspace", "-color_primaries", "-color_trc"):
-        assert _arg(argv, flag) == "bt709"
-    audio = (_arg(argv, "-c:a"), _arg(argv, "-b:a"), _arg(argv, "-ar"), _arg(argv, "-ac"))
-    assert audio == ("aac", "384k", "48000", "2")
-    assert _arg(argv, "-f") == "mp4"
-    assert argv[-1] == "/w/final.mp4.part"
-    assert argv[0] != ffmpeg_exe() and "ffmpeg" not in argv[0]
-    assert [argv[i + 1] for i, a in enumerate(argv) if a == "-i"] == ["/w/s1.mp4", "/w/s2.mp4", "/w/narration.wav"]
+        assert _arg(video, flag) == "bt709"
+    assert _arg(video, "-f") == "mp4" and video[-1] == "/t/video.mp4"
+    assert video[0] != ffmpeg_exe() and "ffmpeg" not in video[0]
+    assert [video[i + 1] for i, a in enumerate(video) if a == "-i"] == ["/w/s1.mp4", "/w/s2.mp4"]
+    audio = A.build_audio_argv(tl, Path("/t/audio.m4a"))
+    assert (_arg(audio, "-c:a"), _arg(audio, "-b:a"), _arg(audio, "-ar"), _arg(audio, "-ac")) == (
+        "aac", "384k", "48000", "2")
+    assert [audio[i + 1] for i, a in enumerate(audio) if a == "-i"] == ["/w/narration.wav"]
+    mux = A.build_mux_argv(tl, Path("/w/final.mp4.part"), audio_m4a=Path("/t/audio.m4a"), video=Path("/t/video.mp4"))
+    assert _arg(mux, "-c") == "copy" and _arg(mux, "-movflags") == "+faststart"
+    assert _arg(mux, "-map_metadata") == "-1" and _arg(mux, "-f") == "mp4" and mux[-1] == "/w/final.mp4.part"
 
 
-def test_build_argv_gop_is_half_the_frame_rate() -> None:
+def test_build_video_argv_gop_is_half_the_frame_rate() -> None:
     for fps, gop in ((30, "15"), (60, "30"), (24, "12"), (25, "12")):
-        tl = A.build_timeline([_scene("a.mp4", 1.0)], width=320, height=180, fps=fps)
-        assert _arg(A.build_argv(tl, Path("o.mp4")), "-g") == gop
+        tl = T.build_timeline([_scene("a.mp4", 1.0)], width=320, height=180, fps=fps)
+        assert _arg(A.build_video_argv(tl, Path("o.mp4")), "-g") == gop
 
 
-def test_build_argv_graph_normalises_each_scene() -> None:
-    g = _graph(A.build_argv(_two_scene_job(), Path("o.mp4")))
+def test_build_video_argv_graph_normalises_each_scene() -> None:
+    g = _graph(A.build_video_argv(_two_scene_job(), Path("o.mp4")))
     # zeroed before the cut (a source that starts late keeps its head) and after it
     assert g.count("setpts=PTS-STARTPTS") == 4
     assert "trim=duration=1:start=0" in g and "trim=duration=1.5:start=0" in g
@@ -281,48 +328,52 @@ def test_build_argv_graph_normalises_each_scene() -> None:
     assert kinds == ["scale", "fps", "fps", "scale"]
 
 
-def test_build_argv_holds_last_frame_and_fits_audio() -> None:
+def test_argvs_hold_last_frame_and_fit_audio() -> None:
     tl = _two_scene_job()
-    g = _graph(A.build_argv(tl, Path("o.mp4")))
-    assert "tpad=stop=36:stop_mode=clone" in g  # 75 scene frames + 36 = 111
+    assert "tpad=stop=36:stop_mode=clone" in _graph(A.build_video_argv(tl, Path("o.mp4")))  # 75 scene frames + 36
+    audio = A.build_audio_argv(tl, Path("a.m4a"))
+    g = _graph(audio)
     assert "aresample=48000" in g
     assert "aformat=channel_layouts=stereo:sample_fmts=fltp:sample_rates=48000" in g
     assert f"apad=whole_len={tl.audio_samples}" in g and f"atrim=end_sample={tl.audio_samples}" in g
-    assert "anullsrc" not in " ".join(A.build_argv(tl, Path("o.mp4")))
+    assert "anullsrc" not in " ".join(audio)
 
 
-def test_build_argv_without_narration_uses_silence_of_video_length() -> None:
-    tl = A.build_timeline([_scene("a.mp4", 2.0)], width=320, height=180, fps=30)
-    argv = A.build_argv(tl, Path("o.mp4"))
-    assert "anullsrc=r=48000:cl=stereo" in argv
-    g = _graph(argv)
-    assert "atrim=end_sample=96000" in g
+def test_argvs_without_narration_use_silence_of_video_length() -> None:
+    tl = T.build_timeline([_scene("a.mp4", 2.0)], width=320, height=180, fps=30)
+    audio = A.build_audio_argv(tl, Path("a.m4a"))
+    assert "anullsrc=r=48000:cl=stereo" in audio
+    assert "atrim=end_sample=96000" in _graph(audio)
+    g = _graph(A.build_video_argv(tl, Path("o.mp4")))
     assert "concat" not in g  # one scene needs no concat
     assert "tpad=stop=60:stop_mode=clone" in g and "tpad=stop=0" not in g
 
 
-def test_build_argv_repeated_clip_is_two_inputs() -> None:
-    tl = A.build_timeline([_scene("same.mp4", 1.0), _scene("same.mp4", 1.0)], width=320, height=180, fps=30)
-    argv = A.build_argv(tl, Path("o.mp4"))
+def test_build_video_argv_repeated_clip_is_two_inputs() -> None:
+    tl = T.build_timeline([_scene("same.mp4", 1.0), _scene("same.mp4", 1.0)], width=320, height=180, fps=30)
+    argv = A.build_video_argv(tl, Path("o.mp4"))
     assert argv.count("same.mp4") == 2
     assert "split" not in _graph(argv)
 
 
-def test_build_argv_post_hooks_run_in_the_same_graph() -> None:
-    tl = _two_scene_job(video_post=[A.FilterStep.of("drawbox", x=0, y=0, w=10, h=10)],
-                        audio_post=[A.FilterStep.of("volume", "0.5")])
-    argv = A.build_argv(tl, Path("o.mp4"))
-    g = _graph(argv)
+def test_argvs_post_hooks_run_in_the_same_graphs() -> None:
+    tl = _two_scene_job(video_post=[T.FilterStep.of("drawbox", x=0, y=0, w=10, h=10)],
+                        audio_post=[T.FilterStep.of("volume", "0.5")])
+    video = A.build_video_argv(tl, Path("o.mp4"))
+    g = _graph(video)
     assert g.index("concat") < g.index("drawbox") < g.index("setparams")
+    assert video.count("-c:v") == 1
+    g = _graph(A.build_audio_argv(tl, Path("a.m4a")))
     assert g.index("aformat") < g.index("volume") < g.index("apad")
-    assert argv.count("-c:v") == 1
 
 
-def test_build_argv_threads() -> None:
+def test_build_video_argv_threads() -> None:
     tl = _two_scene_job()
-    assert "-threads" not in A.build_argv(tl, Path("o.mp4"))
-    argv = A.build_argv(tl, Path("o.mp4"), threads=2)
+    assert "-threads" not in A.build_video_argv(tl, Path("o.mp4"))
+    argv = A.build_video_argv(tl, Path("o.mp4"), threads=2)
     assert _arg(argv, "-threads") == "2" and _arg(argv, "-filter_complex_threads") == "2"
+    with pytest.raises(InputError):
+        A.build_video_argv(tl, Path("o.mp4"), threads=0)
 
 
 def test_describe_encode_is_one_libx264_pass() -> None:
@@ -349,18 +400,20 @@ def _check_youtube_basics(info: MediaInfo, path: Path, *, width: int, height: in
     assert is_faststart(path)
 
 
-def test_render_heterogeneous_scenes(clips: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path) -> None:
+def test_render_heterogeneous_scenes(clips: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path,
+                                     encodes: _Runs) -> None:
     names = ["c24_43.mp4", "c60.mp4", "portrait.mp4", "anamorphic.mp4"]
     if "vp9.webm" in clips:
         names.append("vp9.webm")
     scenes = _scenes(clips, infos, *names)
     durations = [s.info.video.duration_s or s.info.duration_s for s in scenes]  # type: ignore[union-attr]
-    expected = sum(A.frames_for(d, FPS) for d in durations)
-    tl = A.build_timeline(scenes, width=320, height=180, fps=FPS)
+    expected = sum(T.frames_for(d, FPS) for d in durations)
+    tl = T.build_timeline(scenes, width=320, height=180, fps=FPS)
     assert tl.total_frames == expected
     out = tmp_path / "final.mp4.part"
     progress: list[float] = []
-    info = A.render(tl, out, on_progress=progress.append)
+    info = _render(tl, out, on_progress=progress.append)
+    _one_pass(encodes, expected)  # one video encode pass in the whole job (in chunks)
     _check_youtube_basics(info, out, width=320, height=180, frames=expected)
     assert probe(out, count_frames=True).video.frames == expected  # type: ignore[union-attr]
     # progress: monotonic, ends at exactly 1.0
@@ -397,11 +450,11 @@ def test_render_scenes_land_on_exact_frames(tmp_path: Path) -> None:
         info = probe(path)
         if declared_s is not None:
             info = replace(info, duration_s=declared_s, video=replace(info.video, duration_s=declared_s))
-        scenes.append(A.SceneInput(path, info))
-    tl = A.build_timeline(scenes, width=320, height=180, fps=FPS)
+        scenes.append(T.SceneInput(path, info))
+    tl = T.build_timeline(scenes, width=320, height=180, fps=FPS)
     assert [s.frames for s in tl.scenes] == [59, 31, 17, 29, 31]
     out = tmp_path / "grid.mp4.part"
-    info = A.render(tl, out)
+    info = _render(tl, out)
     _check_youtube_basics(info, out, width=320, height=180, frames=167)
     luma = [_luma(f)[90][160] for f in _frames(out)]
     assert len(luma) == 167
@@ -415,10 +468,10 @@ def test_render_scenes_land_on_exact_frames(tmp_path: Path) -> None:
 def test_render_narration_longer_holds_last_frame(clips: dict[str, Path], infos: dict[str, MediaInfo],
                                                   tmp_path: Path) -> None:
     narration = _narration(clips, infos, "narration_long.wav")  # 3.2 s of 22.05 kHz mono
-    tl = A.build_timeline(_scenes(clips, infos, "c30.mp4"), width=320, height=180, fps=FPS, narration=narration)
+    tl = T.build_timeline(_scenes(clips, infos, "c30.mp4"), width=320, height=180, fps=FPS, narration=narration)
     assert tl.hold_frames > 0
     out = tmp_path / "held.mp4.part"
-    info = A.render(tl, out)
+    info = _render(tl, out)
     _check_youtube_basics(info, out, width=320, height=180, frames=tl.total_frames)
     assert info.duration_s == pytest.approx(2.0 + tl.hold_frames / FPS, abs=FRAME_S)
     assert info.duration_s >= narration.duration_s
@@ -435,11 +488,11 @@ def test_render_narration_longer_holds_last_frame(clips: dict[str, Path], infos:
 def test_render_narration_shorter_pads_with_silence(clips: dict[str, Path], infos: dict[str, MediaInfo],
                                                     tmp_path: Path) -> None:
     narration = _narration(clips, infos, "narration_short.wav")  # 1 s, 44.1 kHz stereo
-    tl = A.build_timeline(_scenes(clips, infos, "c30.mp4", "c24_43.mp4"), width=320, height=180, fps=FPS,
+    tl = T.build_timeline(_scenes(clips, infos, "c30.mp4", "c24_43.mp4"), width=320, height=180, fps=FPS,
                           narration=narration)
     assert tl.hold_frames == 0 and tl.total_frames == 90
     out = tmp_path / "short.mp4.part"
-    info = A.render(tl, out)
+    info = _render(tl, out)
     _check_youtube_basics(info, out, width=320, height=180, frames=90)
     assert info.duration_s == pytest.approx(3.0, abs=FRAME_S)
     frames = _frames(out)
@@ -453,43 +506,22 @@ def test_render_narration_shorter_pads_with_silence(clips: dict[str, Path], info
 @pytest.mark.slow
 def test_render_1080p(clips: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path) -> None:
     scenes = _scenes(clips, infos, "c24_43.mp4", "portrait.mp4")
-    tl = A.build_timeline(scenes, width=1920, height=1080, fps=FPS)
+    tl = T.build_timeline(scenes, width=1920, height=1080, fps=FPS)
     out = tmp_path / "hd.mp4.part"
-    info = A.render(tl, out, preset="ultrafast")
+    info = _render(tl, out, preset="ultrafast")
     _check_youtube_basics(info, out, width=1920, height=1080, frames=60)
-
-
-@pytest.mark.slow
-def test_render_cancel_removes_partial_file(clips: dict[str, Path], infos: dict[str, MediaInfo],
-                                            tmp_path: Path) -> None:
-    # Long enough (10 s at 1080p) never to finish before the cancel lands.
-    scenes = _scenes(clips, infos, *(["c30.mp4"] * 5))
-    tl = A.build_timeline(scenes, width=1920, height=1080, fps=FPS)
-    out = tmp_path / "cancelled.mp4.part"
-    cancel = threading.Event()
-    seen_file: list[bool] = []
-
-    def progress(fraction: float) -> None:
-        if not cancel.is_set():
-            seen_file.append(out.exists())
-            cancel.set()
-
-    with pytest.raises(OperationCancelled):
-        A.render(tl, out, on_progress=progress, cancel=cancel, preset="medium")
-    assert seen_file == [True]  # there was a partial file to remove
-    assert not out.exists()
 
 
 def test_render_failure_raises_media_error_and_leaves_nothing(clips: dict[str, Path], infos: dict[str, MediaInfo],
                                                                tmp_path: Path) -> None:
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
-    scenes = [A.SceneInput(broken, infos["c30.mp4"])]
-    tl = A.build_timeline(scenes, width=320, height=180, fps=FPS)
+    scenes = [T.SceneInput(broken, infos["c30.mp4"])]
+    tl = T.build_timeline(scenes, width=320, height=180, fps=FPS)
     out = tmp_path / "failed.mp4.part"
     out.write_bytes(b"stale")
     with pytest.raises(MediaError):
-        A.render(tl, out)
+        _render(tl, out)
     assert not out.exists()
 
 
@@ -550,8 +582,8 @@ def _tone_level_db(x: np.ndarray, freq: float, t0: float, t1: float, rate: int =
     return 20 * np.log10(max(amp, 1e-9))
 
 
-def _loudness_ok(path: Path, target: float = -14.0) -> A.Loudness:
-    loud = A.measure_loudness(path)
+def _loudness_ok(path: Path, target: float = -14.0) -> T.Loudness:
+    loud = M.measure_loudness(path)
     assert abs(loud.integrated_lufs - target) <= 1.0, loud
     assert loud.true_peak_dbtp <= -1.0, loud
     return loud
@@ -583,15 +615,15 @@ def more_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return clips
 
 
-def _si(path: Path) -> A.SceneInput:
-    return A.SceneInput(path, probe(path))
+def _si(path: Path) -> T.SceneInput:
+    return T.SceneInput(path, probe(path))
 
 
 # --------------------------------------------------------------------------- timeline (pure)
 
 
 def test_build_timeline_crossfades_overlap_on_the_frame_grid() -> None:
-    tl = A.build_timeline([_scene("a.mp4", 1.0), _scene("b.mp4", 1.0), _scene("c.mp4", 2.0)],
+    tl = T.build_timeline([_scene("a.mp4", 1.0), _scene("b.mp4", 1.0), _scene("c.mp4", 2.0)],
                           width=320, height=180, fps=30, crossfade_s=0.5)
     assert [s.overlap_frames for s in tl.scenes] == [0, 15, 15]
     assert [s.start_frame for s in tl.scenes] == [0, 15, 30]
@@ -600,7 +632,7 @@ def test_build_timeline_crossfades_overlap_on_the_frame_grid() -> None:
 
 
 def test_build_timeline_crossfade_never_takes_more_than_half_a_scene() -> None:
-    tl = A.build_timeline([_scene("a.mp4", 2.0), _scene("short.mp4", 0.2), _scene("c.mp4", 2.0)],
+    tl = T.build_timeline([_scene("a.mp4", 2.0), _scene("short.mp4", 0.2), _scene("c.mp4", 2.0)],
                           width=320, height=180, fps=30, crossfade_s=1.0)
     assert [s.overlap_frames for s in tl.scenes] == [0, 3, 3]  # 6 frames: 3 in, 3 out
     assert tl.total_frames == 60 + 6 + 60 - 6
@@ -608,8 +640,8 @@ def test_build_timeline_crossfade_never_takes_more_than_half_a_scene() -> None:
 
 def test_build_timeline_presenter_takes_its_background_slot_length() -> None:
     bg = _scene("bg.mp4", 5.0)
-    pres = A.SceneInput(Path("p.mp4"), _fake_info("p.mp4", 2.0), background=bg, chroma=A.ChromaKey("#00ff00"))
-    tl = A.build_timeline([_scene("a.mp4", 1.0), pres], width=320, height=180, fps=30)
+    pres = T.SceneInput(Path("p.mp4"), _fake_info("p.mp4", 2.0), background=bg, chroma=T.ChromaKey("#00ff00"))
+    tl = T.build_timeline([_scene("a.mp4", 1.0), pres], width=320, height=180, fps=30)
     assert tl.total_frames == 90
     assert tl.scenes[1].background is not None and tl.scenes[1].background.path == Path("bg.mp4")
 
@@ -617,56 +649,62 @@ def test_build_timeline_presenter_takes_its_background_slot_length() -> None:
 # --------------------------------------------------------------------------- argv (pure)
 
 
-def _everything(**kw: object) -> A.Timeline:
-    bg = A.SceneInput(Path("/w/bg.mp4"), _fake_info("/w/bg.mp4", 3.0, w=1920, h=1080))
-    pres = A.SceneInput(Path("/w/p.mp4"), _fake_info("/w/p.mp4", 2.0), background=bg, chroma=A.ChromaKey())
-    tl = A.build_timeline(
+def _everything(**kw: object) -> T.Timeline:
+    bg = T.SceneInput(Path("/w/bg.mp4"), _fake_info("/w/bg.mp4", 3.0, w=1920, h=1080))
+    pres = T.SceneInput(Path("/w/p.mp4"), _fake_info("/w/p.mp4", 2.0), background=bg, chroma=T.ChromaKey())
+    tl = T.build_timeline(
         [_scene("/w/s1.mp4", 2.0, fps=24, audio=True), _scene("/w/s2.mp4", 2.0, w=180, h=320), pres],
-        width=1920, height=1080, fps=30, narration=A.NarrationInput(Path("/w/n.wav"), 5.5),
-        music=A.MusicInput(Path("/w/music.mp3"), 40.0), watermark=A.Watermark(Path("/w/wm.png")),
+        width=1920, height=1080, fps=30, narration=T.NarrationInput(Path("/w/n.wav"), 5.5),
+        music=T.MusicInput(Path("/w/music.mp3"), 40.0), watermark=T.Watermark(Path("/w/wm.png")),
         captions_ass="[Script Info]\n", crossfade_s=0.5, fit="blur", **kw,  # type: ignore[arg-type]
     )
-    return replace(tl, levels=A.AudioLevels(narration_db=2.0, music_db=-20.0, scene_db=(-6.0, None, None),
+    return replace(tl, levels=T.AudioLevels(narration_db=2.0, music_db=-20.0, scene_db=(-6.0, None, None),
                                             final_db=1.5, limiter=True))
 
 
 def test_caption_fonts_get_a_private_fonts_dir(tmp_path: Path) -> None:
     from core.media.fonts import FONT_DIR, font_path
 
-    g = _graph(A.build_argv(_everything(), Path("/w/o.mp4"), work_dir=Path("/tmp/work")))
+    g = _graph(A.build_video_argv(_everything(), Path("/t/video.mp4"), work_dir=Path("/tmp/work")))
     assert f"fontsdir={FONT_DIR}" in g  # the bundled fonts by default
     font = tmp_path / "mine.otf"
     font.write_bytes(font_path("display").read_bytes())
     tl = replace(_everything(), caption_fonts=(font,))
     assert "ass=filename=/tmp/work/captions.ass:fontsdir=/tmp/work/fonts" in _graph(
-        A.build_argv(tl, Path("/w/o.mp4"), work_dir=Path("/tmp/work")))
+        A.build_video_argv(tl, Path("/t/video.mp4"), work_dir=Path("/tmp/work")))
     work = tmp_path / "work"
     work.mkdir()
-    A._write_captions(tl, work)
+    VG.write_captions(tl, work)
     assert (work / "captions.ass").read_text() == tl.captions_ass
     assert [p.name for p in (work / "fonts").iterdir()] == ["mine.otf"]
     assert (work / "fonts" / "mine.otf").read_bytes() == font.read_bytes()
 
 
-def test_build_argv_everything_is_still_one_graph_and_one_video_encode() -> None:
-    argv = A.build_argv(_everything(), Path("/w/o.mp4"), work_dir=Path("/tmp/work"))
-    assert argv.count("-filter_complex") == 1
-    assert _video_encoders(argv) == ["libx264"]
-    assert argv.count("-c:a") == 1
-    g = _graph(argv)
+def test_argvs_everything_is_one_video_graph_one_video_encode_and_one_audio_graph() -> None:
+    video = A.build_video_argv(_everything(), Path("/t/video.mp4"), work_dir=Path("/tmp/work"))
+    assert video.count("-filter_complex") == 1
+    assert _video_encoders(video) == ["libx264"]
+    assert "-c:a" not in video
+    g = _graph(video)
     # video: blur fill, chroma key over the background, crossfades, watermark, captions, tags
     assert "gblur" in g and "split=2" in g
     assert "chromakey=blend=0.05:color=0x00FF00:similarity=0.15" in g
     assert g.count("xfade=") == 2 and "offset=1.5" in g
     assert "colorchannelmixer=aa=0.6" in g
     assert "ass=filename=/tmp/work/captions.ass:fontsdir=" in g
-    video_chain = _main_chain(argv, 0)
+    video_chain = _main_chain(video, 0)
     order = [max(i for i, x in enumerate(video_chain) if x == n) for n in ("xfade", "tpad", "overlay", "ass",
                                                                            "setparams")]
     assert order == sorted(order), video_chain  # fades, hold, watermark, captions, tags
+    # presenter and background are one slot; no sound is read by the video half
+    assert video.count("/w/s1.mp4") == 1 and video.count("/w/p.mp4") == 1 and video.count("/w/bg.mp4") == 1
+    assert "/w/n.wav" not in video and "/w/music.mp3" not in video
     # audio: looped music ducked under the narration, scene sound placed in samples, summed, levelled, limited
-    i = argv.index("/w/music.mp3")
-    assert argv[i - 3: i - 1] == ["-stream_loop", "-1"]
+    audio = A.build_audio_argv(_everything(), Path("/t/audio.m4a"))
+    assert audio.count("-filter_complex") == 1 and audio.count("-c:a") == 1 and "-c:v" not in audio
+    g = _graph(audio)
+    i = audio.index("/w/music.mp3")
+    assert audio[i - 3: i - 1] == ["-stream_loop", "-1"]
     assert "sidechaincompress" in g and "asplit=2" in g
     assert "amix=dropout_transition=0:duration=longest:inputs=3:normalize=0" in g
     assert "volume=-6.00dB" in g and "volume=2.00dB" in g and "volume=-20.00dB" in g and "volume=1.50dB" in g
@@ -674,51 +712,58 @@ def test_build_argv_everything_is_still_one_graph_and_one_video_encode() -> None
     assert "afade=d=0.5:st=1.5:t=out" in g  # scene 1's sound fades out under the crossfade
     assert g.count("afade=") == 3  # that one, and the music's fade in and out
     assert f"atrim=end_sample={_everything().audio_samples}" in g
-    # scene 2 has no sound, and presenter/background are one slot: only scene 1's sound is an input
-    assert argv.count("/w/s1.mp4") == 2 and argv.count("/w/s2.mp4") == 1 and argv.count("/w/p.mp4") == 1
+    # scene 2 has no sound, and the presenter's slot has none: only scene 1's sound is an input
+    assert audio.count("/w/s1.mp4") == 1 and "/w/s2.mp4" not in audio and "/w/p.mp4" not in audio
 
 
-def test_build_argv_scene_sound_is_placed_at_its_start_in_samples() -> None:
-    tl = A.build_timeline([_scene("/w/a.mp4", 1.0), _scene("/w/b.mp4", 1.0, audio=True)], width=320, height=180,
+def test_build_audio_argv_scene_sound_is_placed_at_its_start_in_samples() -> None:
+    tl = T.build_timeline([_scene("/w/a.mp4", 1.0), _scene("/w/b.mp4", 1.0, audio=True)], width=320, height=180,
                           fps=30, crossfade_s=0.25)
-    g = _graph(A.build_argv(tl, Path("o.mp4")))
+    g = _graph(A.build_audio_argv(tl, Path("a.m4a")))
     start = tl.scenes[1].start_frame
     assert start == 22 and f"adelay=all=1:delays={start * 1600}S" in g
     assert "afade=d=0.266667:st=0:t=in" in g  # 8 frames
 
 
-def test_build_argv_webm_export_is_the_same_pass_split_in_two() -> None:
-    argv = A.build_argv(_two_scene_job(), Path("/w/o.mp4"), webm_path=Path("/w/o.webm"))
-    assert argv.count("-filter_complex") == 1
-    assert _video_encoders(argv) == ["libx264", "libvpx-vp9"]
-    assert "libopus" in argv and argv[-1] == "/w/o.webm"
+def test_argvs_webm_export_is_the_same_video_pass_split_in_two() -> None:
+    tl = _two_scene_job()
+    video = A.build_video_argv(tl, Path("/t/video.mp4"), webm_video=Path("/t/video.webm"))
+    assert video.count("-filter_complex") == 1
+    assert _video_encoders(video) == ["libx264", "libvpx-vp9"]
+    audio = A.build_audio_argv(tl, Path("/t/audio.m4a"), wav=Path("/t/mix.wav"))
+    assert audio.count("-filter_complex") == 1  # one mix, split into the AAC and the PCM for the Opus
+    assert [audio[i + 1] for i, x in enumerate(audio) if x == "-c:a"] == ["aac", "pcm_f32le"]
+    mux = A.build_mux_argv(tl, Path("/w/o.mp4"), audio_m4a=Path("/t/audio.m4a"), video=Path("/t/video.mp4"),
+                           webm_path=Path("/w/o.webm"), webm_video=Path("/t/video.webm"), wav=Path("/t/mix.wav"))
+    assert "libopus" in mux and mux[-1] == "/w/o.webm" and "libx264" not in mux and "-filter_complex" not in mux
 
 
-def test_build_argv_maxrate_from_youtube_table() -> None:
+def test_build_video_argv_maxrate_from_youtube_table() -> None:
     assert max_bitrate_kbps(1920, 1080, 30) == 8000 and max_bitrate_kbps(1080, 1920, 60) == 12000
     assert max_bitrate_kbps(1280, 720, 60) == 7500 and max_bitrate_kbps(3840, 2160, 30) == 45000
     assert max_bitrate_kbps(2560, 1440, 60) == 24000 and max_bitrate_kbps(1600, 900, 30) == 8000
-    argv = A.build_argv(A.build_timeline([_scene("a.mp4", 1.0)], width=1080, height=1920, fps=60), Path("o.mp4"))
+    tl = T.build_timeline([_scene("a.mp4", 1.0)], width=1080, height=1920, fps=60)
+    argv = A.build_video_argv(tl, Path("o.mp4"))
     assert _arg(argv, "-maxrate") == "12000k" and _arg(argv, "-bufsize") == "24000k" and _arg(argv, "-g") == "30"
 
 
 def test_plan_and_finish_levels() -> None:
-    tl = A.build_timeline([_scene("a.mp4", 1.0, audio=True), _scene("b.mp4", 1.0, audio=True)], width=320,
-                          height=180, fps=30, narration=A.NarrationInput(Path("n.wav"), 1.0),
-                          music=A.MusicInput(Path("m.mp3"), 9.0),
-                          mix=A.MixSettings(loudness_lufs=-14, music_volume_db=-12, scene_audio_volume_db=-10))
-    L = A.Loudness
-    levels = A.plan_levels(tl, {"narration": L(-20.0, -6.0), "music": L(-10.0, -1.0), "scene:0": L(-30.0, -12.0),
+    tl = T.build_timeline([_scene("a.mp4", 1.0, audio=True), _scene("b.mp4", 1.0, audio=True)], width=320,
+                          height=180, fps=30, narration=T.NarrationInput(Path("n.wav"), 1.0),
+                          music=T.MusicInput(Path("m.mp3"), 9.0),
+                          mix=T.MixSettings(loudness_lufs=-14, music_volume_db=-12, scene_audio_volume_db=-10))
+    L = T.Loudness
+    levels = M.plan_levels(tl, {"narration": L(-20.0, -6.0), "music": L(-10.0, -1.0), "scene:0": L(-30.0, -12.0),
                                 "scene:1": L(-70.0, -math.inf)})
     assert levels.narration_db == 6.0 and levels.music_db == -16.0
     assert levels.scene_db == (6.0, None)  # -24 wanted; a silent track is left out
-    quiet = A.plan_levels(tl, {"scene:0": L(-50.0, -30.0)})
+    quiet = M.plan_levels(tl, {"scene:0": L(-50.0, -30.0)})
     assert quiet.scene_db[0] == 12.0  # room tone is not pulled up to dialogue level
-    done = A.finish_levels(levels, L(-16.3, -4.0), -14.0)
+    done = M.finish_levels(levels, L(-16.3, -4.0), -14.0)
     assert done.final_db == 2.3 and not done.limiter
-    hot = A.finish_levels(levels, L(-16.3, -3.0), -14.0)
+    hot = M.finish_levels(levels, L(-16.3, -3.0), -14.0)
     assert hot.limiter  # -3 + 2.3 = -0.7 dBTP would pass the -1.5 ceiling
-    silent = A.finish_levels(levels, L(-70.0, -math.inf), -14.0)
+    silent = M.finish_levels(levels, L(-70.0, -math.inf), -14.0)
     assert silent.final_db == 0.0 and not silent.limiter
 
 
@@ -726,34 +771,33 @@ def test_plan_and_finish_levels() -> None:
 
 
 def test_render_loudness_on_target_with_true_peak_under_ceiling(more_clips: dict[str, Path], tmp_path: Path) -> None:
-    tl = A.build_timeline([_si(more_clips["gray4"])], width=320, height=180, fps=FPS,
-                          narration=A.NarrationInput(more_clips["voice"], 4.0),
-                          music=A.MusicInput(more_clips["music"], 10.0))
-    tl = A.level_audio(tl)
-    assert tl.levels is not None and tl.levels.narration_db > 5  # a quiet sine brought up to the target
+    tl = T.build_timeline([_si(more_clips["gray4"])], width=320, height=180, fps=FPS,
+                          narration=T.NarrationInput(more_clips["voice"], 4.0),
+                          music=T.MusicInput(more_clips["music"], 10.0))
     out = tmp_path / "loud.mp4"
-    A.render(tl, out, preset="ultrafast")
+    done = A.assemble(tl, out, preset="ultrafast")
+    levels = done.timeline.levels
+    assert levels is not None and levels.narration_db > 5  # a quiet sine brought up to the target
     _loudness_ok(out)
 
 
 def test_render_limiter_keeps_loudness_when_peaks_would_pass_the_ceiling(more_clips: dict[str, Path],
                                                                           tmp_path: Path) -> None:
-    tl = A.build_timeline([_si(more_clips["red"])], width=320, height=180, fps=FPS,
-                          narration=A.NarrationInput(more_clips["peaky"], 2.0), tail_s=0.0)
-    tl = A.level_audio(tl)
-    assert tl.levels is not None and tl.levels.limiter
-    assert tl.levels.measured_true_peak_dbtp is not None and tl.levels.measured_true_peak_dbtp + tl.levels.final_db > 0
+    tl = T.build_timeline([_si(more_clips["red"])], width=320, height=180, fps=FPS,
+                          narration=T.NarrationInput(more_clips["peaky"], 2.0), tail_s=0.0)
     out = tmp_path / "peaky.mp4"
-    A.render(tl, out, preset="ultrafast")
+    levels = A.assemble(tl, out, preset="ultrafast").timeline.levels
+    assert levels is not None and levels.limiter
+    assert levels.measured_true_peak_dbtp is not None and levels.measured_true_peak_dbtp + levels.final_db > 0
     _loudness_ok(out)
 
 
 def test_render_music_ducks_under_the_narration(more_clips: dict[str, Path], tmp_path: Path) -> None:
-    tl = A.build_timeline([_si(more_clips["gray4"])], width=320, height=180, fps=FPS,
-                          narration=A.NarrationInput(more_clips["voice"], 4.0),
-                          music=A.MusicInput(more_clips["music"], 10.0))
+    tl = T.build_timeline([_si(more_clips["gray4"])], width=320, height=180, fps=FPS,
+                          narration=T.NarrationInput(more_clips["voice"], 4.0),
+                          music=T.MusicInput(more_clips["music"], 10.0))
     out = tmp_path / "duck.mp4"
-    A.render(A.level_audio(tl), out, preset="ultrafast")
+    _render(tl, out, preset="ultrafast")
     x = _samples(out)
     under = _tone_level_db(x, 2000, 1.1, 1.55)  # the narration speaks until 1.6 s
     free = _tone_level_db(x, 2000, 2.1, 2.6)  # music alone (its fade-out starts at 2.67 s)
@@ -763,10 +807,10 @@ def test_render_music_ducks_under_the_narration(more_clips: dict[str, Path], tmp
 
 def test_render_crossfade_length_and_blend(more_clips: dict[str, Path], tmp_path: Path) -> None:
     scenes = [_si(more_clips["red"]), _si(more_clips["blue"]), _si(more_clips["red"])]
-    tl = A.build_timeline(scenes, width=320, height=180, fps=FPS, crossfade_s=0.4)
+    tl = T.build_timeline(scenes, width=320, height=180, fps=FPS, crossfade_s=0.4)
     assert tl.total_frames == 90 - 2 * 12
     out = tmp_path / "xfade.mp4"
-    info = A.render(tl, out, preset="ultrafast")
+    info = _render(tl, out, preset="ultrafast")
     _check_youtube_basics(info, out, width=320, height=180, frames=tl.total_frames)
     assert info.video.duration_s == pytest.approx(3.0 - 2 * 0.4, abs=FRAME_S)  # type: ignore[union-attr]
     frames = _frames(out)
@@ -784,19 +828,19 @@ def test_render_crossfade_length_and_blend(more_clips: dict[str, Path], tmp_path
 def test_render_fit_cover_and_blur(clips: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path) -> None:
     scenes = _scenes(clips, infos, "portrait.mp4")  # white, 180x320
     for fit in ("cover", "blur"):
-        tl = A.build_timeline(scenes, width=320, height=180, fps=FPS, fit=fit)  # type: ignore[arg-type]
+        tl = T.build_timeline(scenes, width=320, height=180, fps=FPS, fit=fit)  # type: ignore[arg-type]
         out = tmp_path / f"{fit}.mp4"
-        A.render(tl, out, preset="ultrafast")
+        _render(tl, out, preset="ultrafast")
         row = _luma(_frames(out)[10])[90]
         assert min(row[140:180]) > 200  # the picture
         assert min(row[:60]) > 100 and min(row[-60:]) > 100, fit  # no black bars: cropped, or blurred fill
 
 
 def test_render_watermark_in_its_corner(more_clips: dict[str, Path], tmp_path: Path) -> None:
-    tl = A.build_timeline([_si(more_clips["gray4"])], width=320, height=180, fps=FPS,
-                          watermark=A.Watermark(more_clips["wm"], "bottom-right", opacity=1.0, width_px=40))
+    tl = T.build_timeline([_si(more_clips["gray4"])], width=320, height=180, fps=FPS,
+                          watermark=T.Watermark(more_clips["wm"], "bottom-right", opacity=1.0, width_px=40))
     out = tmp_path / "wm.mp4"
-    A.render(tl, out, preset="ultrafast")
+    _render(tl, out, preset="ultrafast")
     rgb = _rgb(_frames(out)[60])
     margin = round(180 * 0.03)
     corner = rgb[180 - margin - 20, 320 - margin - 20]
@@ -805,11 +849,11 @@ def test_render_watermark_in_its_corner(more_clips: dict[str, Path], tmp_path: P
 
 
 def test_render_presenter_is_keyed_over_its_background(more_clips: dict[str, Path], tmp_path: Path) -> None:
-    pres = A.SceneInput(more_clips["green"], probe(more_clips["green"]), background=_si(more_clips["blue"]),
-                        chroma=A.ChromaKey("#00FF00", 0.15, 0.05))
-    tl = A.build_timeline([pres], width=320, height=180, fps=FPS)
+    pres = T.SceneInput(more_clips["green"], probe(more_clips["green"]), background=_si(more_clips["blue"]),
+                        chroma=T.ChromaKey("#00FF00", 0.15, 0.05))
+    tl = T.build_timeline([pres], width=320, height=180, fps=FPS)
     out = tmp_path / "keyed.mp4"
-    A.render(tl, out, preset="ultrafast")
+    _render(tl, out, preset="ultrafast")
     rgb = _rgb(_frames(out)[15])
     assert rgb[100, 160].min() > 200  # the presenter (white box)
     assert rgb[20, 20][2] > 180 and rgb[20, 20][1] < 80  # the screen is gone: blue background shows
@@ -818,9 +862,9 @@ def test_render_presenter_is_keyed_over_its_background(more_clips: dict[str, Pat
 def test_render_webm_export_beside_the_mp4(more_clips: dict[str, Path], tmp_path: Path) -> None:
     if not _has_encoder("libvpx-vp9"):
         pytest.skip("this ffmpeg has no libvpx-vp9")
-    tl = A.build_timeline([_si(more_clips["blue"])], width=320, height=180, fps=FPS)
+    tl = T.build_timeline([_si(more_clips["blue"])], width=320, height=180, fps=FPS)
     out, webm = tmp_path / "o.mp4", tmp_path / "o.webm"
-    A.render(tl, out, preset="ultrafast", webm_path=webm)
+    _render(tl, out, preset="ultrafast", webm_path=webm)
     w = probe(webm, count_frames=True)
     assert w.video and w.audio and (w.video.codec, w.audio.codec) == ("vp9", "opus")
     assert w.video.frames == 30 and (w.video.width, w.video.height) == (320, 180)
@@ -835,20 +879,27 @@ def _uniform(path: Path, colour: str, *, size: str = "320x180", gop: int = 15) -
     return _make(path, *args, "-c:a", "aac", "-shortest")
 
 
-def test_stream_copy_when_scenes_already_match(tmp_path: Path) -> None:
+def test_stream_copy_when_scenes_already_match(tmp_path: Path, encodes: list[list[str]]) -> None:
     a, b = _uniform(tmp_path / "a.mp4", "red"), _uniform(tmp_path / "b.mp4", "blue")
     scenes = [_si(a), _si(b)]
-    tl = A.build_timeline(scenes, width=320, height=180, fps=FPS)
+    tl = T.build_timeline(scenes, width=320, height=180, fps=FPS)
     structures = [stream_structure(p) for p in (a, b)]
     assert structures[0].gop_frames <= 15 and structures[0].closed_gop and structures[0].max_b_frames <= 2
-    assert A.stream_copy_blockers(tl, scenes, structures) == []
-    tl = A.level_audio(replace(tl, copy_video=True))
-    argv = A.build_argv(tl, tmp_path / "o.mp4", work_dir=tmp_path)
-    assert _video_encoders(argv) == ["copy"] and "libx264" not in argv
-    assert argv[argv.index("-f") + 1] == "concat"
+    assert T.stream_copy_blockers(tl, scenes, structures) == []
+    tl = replace(tl, copy_video=True)
+    video = A.build_copy_video_argv(tl, tmp_path / "video.mp4", work_dir=tmp_path)
+    assert _video_encoders(video) == ["copy"] and "libx264" not in video
+    assert video[video.index("-f") + 1] == "concat"
+    with pytest.raises(InputError):
+        A.build_video_argv(tl, tmp_path / "video.mp4")  # nothing to encode
+    mux = A.build_mux_argv(tl, tmp_path / "o.mp4", audio_m4a=tmp_path / "audio.m4a", work_dir=tmp_path)
+    assert _video_encoders(mux) == [] and _arg(mux, "-c") == "copy" and "h264_metadata" in _arg(mux, "-bsf:v")
     assert A.describe_encode(tl)["encoder"] == "copy" and A.describe_encode(tl)["passes"] == 0
     out = tmp_path / "copy.mp4"
-    info = A.render(tl, out)
+    done = A.assemble(tl, out)
+    assert done.encoder is None and done.timeline.copy_video
+    assert _video_encodes(encodes) == []  # no video encode at all: the scenes' H.264 is copied
+    info = probe(out)
     _check_youtube_basics(info, out, width=320, height=180, frames=60)
     assert stream_structure(out).frames == 60
     _loudness_ok(out)
@@ -858,8 +909,8 @@ def test_stream_copy_refused_with_reasons(tmp_path: Path, more_clips: dict[str, 
     a, big = _uniform(tmp_path / "a.mp4", "red"), _uniform(tmp_path / "big.mp4", "red", size="640x360")
     longgop = _uniform(tmp_path / "g.mp4", "red", gop=30)
     scenes = [_si(a), _si(big), _si(longgop)]
-    tl = A.build_timeline(scenes, width=320, height=180, fps=FPS, captions_ass="x")
-    reasons = A.stream_copy_blockers(tl, scenes, [stream_structure(s.path) for s in scenes])
+    tl = T.build_timeline(scenes, width=320, height=180, fps=FPS, captions_ass="x")
+    reasons = T.stream_copy_blockers(tl, scenes, [stream_structure(s.path) for s in scenes])
     text = " | ".join(reasons)
     assert "captions" in text and "640x360" in text and "GOP of 30" in text
 
@@ -867,18 +918,18 @@ def test_stream_copy_refused_with_reasons(tmp_path: Path, more_clips: dict[str, 
 def test_render_failure_message_carries_ffmpeg_stderr(infos: dict[str, MediaInfo], tmp_path: Path) -> None:
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
-    tl = A.build_timeline([A.SceneInput(broken, infos["c30.mp4"])], width=320, height=180, fps=FPS)
+    tl = T.build_timeline([T.SceneInput(broken, infos["c30.mp4"])], width=320, height=180, fps=FPS)
     with pytest.raises(MediaError) as err:
-        A.render(tl, tmp_path / "x.mp4")
+        _render(tl, tmp_path / "x.mp4")
     msg = err.value.message
-    assert "ffmpeg exit" in msg and ("moov atom not found" in msg or "Invalid data" in msg), msg
+    assert "ffmpeg exit" in msg and "broken.mp4 is truncated or corrupt" in msg and "@ 0x" not in msg, msg
 
 
 def test_render_60fps_portrait_1080x1920(clips: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path) -> None:
     scenes = _scenes(clips, infos, "c24_43.mp4")  # 1 s
-    tl = A.build_timeline(scenes, width=1080, height=1920, fps=60, fit="blur")
+    tl = T.build_timeline(scenes, width=1080, height=1920, fps=60, fit="blur")
     out = tmp_path / "short.mp4"
-    info = A.render(A.level_audio(tl), out, preset="ultrafast")
+    info = _render(tl, out, preset="ultrafast")
     v = info.video
     assert v is not None and (v.width, v.height, v.fps) == (1080, 1920, 60.0)
     st = stream_structure(out)
@@ -907,8 +958,8 @@ def test_split_argvs_are_one_video_encode_one_audio_encode_and_a_copy() -> None:
 def test_assemble_keeps_sound_in_sync_through_the_remux(more_clips: dict[str, Path], tmp_path: Path) -> None:
     # red (silent) 1 s, then blue with a 500 Hz tone: the tone must start at 1.0 s, within a
     # frame, after the audio went through its own AAC file and a stream-copy mux.
-    tl = A.build_timeline([_si(more_clips["red"]), _si(more_clips["blue"])], width=320, height=180, fps=FPS,
-                          narration=A.NarrationInput(more_clips["voice"], 4.0), tail_s=0.0)
+    tl = T.build_timeline([_si(more_clips["red"]), _si(more_clips["blue"])], width=320, height=180, fps=FPS,
+                          narration=T.NarrationInput(more_clips["voice"], 4.0), tail_s=0.0)
     out = tmp_path / "split.mp4"
     progress: list[float] = []
     done = A.assemble(tl, out, preset="ultrafast", on_progress=progress.append)
@@ -921,31 +972,36 @@ def test_assemble_keeps_sound_in_sync_through_the_remux(more_clips: dict[str, Pa
     levels = [_tone_level_db(x, 500, i * window / 48000, (i + 1) * window / 48000) for i in range(len(x) // window)]
     onset = next(i for i, db in enumerate(levels) if db > -40) * window / 48000
     assert abs(onset - 1.0) <= FRAME_S, onset
-    loud = A.measure_loudness(out)
+    loud = M.measure_loudness(out)
     assert abs(loud.integrated_lufs - done.audio_loudness.integrated_lufs) < 0.05  # the measured stream is the file's
     _loudness_ok(out)
 
 
 def test_assemble_cancel_leaves_nothing(clips: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path) -> None:
-    tl = A.build_timeline(_scenes(clips, infos, *(["c30.mp4"] * 4)), width=1920, height=1080, fps=FPS)
+    # Long enough (8 s at 1080p, medium) never to finish before the cancel lands.
+    tl = T.build_timeline(_scenes(clips, infos, *(["c30.mp4"] * 4)), width=1920, height=1080, fps=FPS)
     cancel = threading.Event()
-    out = tmp_path / "c.mp4"
+    out = tmp_path / "c.mp4.part"
+    seen_partial: list[bool] = []
 
     def progress(fraction: float) -> None:
-        cancel.set()
+        if not cancel.is_set():
+            seen_partial.append(any(tmp_path.glob(".c.mp4.part.*.work/chunks/.chunk-*/seg*.mp4")))
+            cancel.set()
 
     with pytest.raises(OperationCancelled):
         A.assemble(tl, out, cancel=cancel, on_progress=progress, preset="medium")
-    assert not out.exists()
+    assert seen_partial == [True]  # there was a partial encode to remove
+    assert list(tmp_path.iterdir()) == []  # neither the result nor the work folder is left
 
 
 def test_silent_aac_track_is_found_from_packets(more_clips: dict[str, Path], tmp_path: Path) -> None:
     silent = _make(tmp_path / "silent.mp4", "-f", "lavfi", "-i", "color=c=red:s=64x64:r=30:d=1", "-f", "lavfi", "-i",
                    "anullsrc=r=48000:cl=stereo", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-b:a",
                    "384k", "-t", "1")
-    assert A.silent_aac_track(silent)
-    assert not A.silent_aac_track(more_clips["blue"])  # a tone
-    assert not A.silent_aac_track(more_clips["red"])  # no audio at all
+    assert T.silent_aac_track(silent)
+    assert not T.silent_aac_track(more_clips["blue"])  # a tone
+    assert not T.silent_aac_track(more_clips["red"])  # no audio at all
     info = probe(silent)
-    tl = A.build_timeline([A.SceneInput(silent, info, silent_audio=True)], width=320, height=180, fps=FPS)
+    tl = T.build_timeline([T.SceneInput(silent, info, silent_audio=True)], width=320, height=180, fps=FPS)
     assert not tl.scenes[0].has_audio and "silent.mp4" not in A.build_audio_argv(tl, Path("a.m4a"))

@@ -138,7 +138,7 @@ def test_build_ass_escapes_override_characters() -> None:
     L = C.CaptionLayout.for_size(1280, 720)
     ass = C.build_ass([C.Cue(0, 1000, ("a {b} c\\N d",))], L)
     (_, _, text), = _dialogues(ass)
-    assert text == "a \\{b\\} c\u29f5N d"
+    assert text == "a \\{b\\} c\\\u2060N d"  # a backslash, then an invisible word joiner: no tag
 
 
 def test_build_ass_shrinks_a_line_too_wide_for_its_box() -> None:

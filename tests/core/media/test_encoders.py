@@ -9,7 +9,8 @@ import pytest
 from core.errors import MediaError
 from core.media import assembly as A
 from core.media import encoders as E
-from core.media.probe import AudioStreamInfo, MediaInfo, VideoStreamInfo
+from core.media import timeline as T
+from core.media.probe import MediaInfo, VideoStreamInfo
 
 
 @pytest.fixture(autouse=True)
@@ -19,10 +20,10 @@ def _fresh_detection():
     E.reset_detection()
 
 
-def _scene(name: str, duration_s: float = 1.0) -> A.SceneInput:
+def _scene(name: str, duration_s: float = 1.0) -> T.SceneInput:
     v = VideoStreamInfo(codec="h264", profile="High", pix_fmt="yuv420p", width=320, height=180, fps=30.0,
                         frames=round(duration_s * 30), duration_s=duration_s, sar="1:1")
-    return A.SceneInput(Path(name), MediaInfo(path=name, format_name="mp4", duration_s=duration_s, bytes=1, video=v))
+    return T.SceneInput(Path(name), MediaInfo(path=name, format_name="mp4", duration_s=duration_s, bytes=1, video=v))
 
 
 def test_detect_hardware_keeps_only_encoders_whose_trial_succeeds() -> None:
@@ -52,8 +53,8 @@ def test_trial_encode_runs_ffmpeg_for_real() -> None:
 
 @pytest.mark.parametrize("enc", E.HARDWARE_ENCODERS, ids=lambda e: e.name)
 def test_hardware_argv_is_one_encode_with_youtube_settings(enc: E.VideoEncoder) -> None:
-    tl = A.build_timeline([_scene("/w/a.mp4")], width=1920, height=1080, fps=30)
-    argv = A.build_argv(tl, Path("/w/o.mp4"), encoder=enc)
+    tl = T.build_timeline([_scene("/w/a.mp4")], width=1920, height=1080, fps=30)
+    argv = A.build_video_argv(tl, Path("/w/video.mp4"), encoder=enc)
     assert argv.count("-c:v") == 1 and argv[argv.index("-c:v") + 1] == enc.name
     assert "libx264" not in argv
     assert argv[argv.index("-g") + 1] == "15" and argv[argv.index("-bf") + 1] == "2"
@@ -63,32 +64,37 @@ def test_hardware_argv_is_one_encode_with_youtube_settings(enc: E.VideoEncoder) 
         assert "hwupload" in argv[argv.index("-filter_complex") + 1]
 
 
-def test_render_with_fallback_replaces_a_failing_hardware_encoder(tmp_path: Path) -> None:
+def test_assemble_replaces_a_failing_hardware_encoder(tmp_path: Path) -> None:
     from core.media.ffmpeg import run_ffmpeg
     from core.media.probe import probe
 
     clip = tmp_path / "a.mp4"
     run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=320x180:r=30:d=1", "-c:v", "libx264", "-preset", "ultrafast",
                 str(clip)])
-    tl = A.build_timeline([A.SceneInput(clip, probe(clip))], width=320, height=180, fps=30)
+    tl = T.build_timeline([T.SceneInput(clip, probe(clip))], width=320, height=180, fps=30)
     failures: list[A.EncoderFailure] = []
     nvenc = E.VideoEncoder("h264_nvenc", hardware=True)  # as if its trial had passed
-    info, used = A.render_with_fallback(tl, tmp_path / "o.mp4", (nvenc, E.LIBX264), on_failure=failures.append,
-                                        preset="ultrafast")
-    assert used == E.LIBX264 and info.video is not None and info.video.frames == 30
-    assert [f.encoder for f in failures] == ["h264_nvenc"]
+    done = A.assemble(tl, tmp_path / "o.mp4", encoders=(nvenc, E.LIBX264), on_failure=failures.append,
+                      preset="ultrafast")
+    info = probe(tmp_path / "o.mp4", count_frames=True)
+    assert done.encoder == E.LIBX264 and info.video is not None and info.video.frames == 30
+    assert info.video.codec == "h264" and info.audio is not None
+    assert [f.encoder for f in failures] == ["h264_nvenc"] and done.failures == tuple(failures)
     assert failures[0].reason  # ffmpeg's own words on why
 
 
-def test_render_with_fallback_last_encoder_failure_is_raised(tmp_path: Path) -> None:
+def test_assemble_last_encoder_failure_is_raised(tmp_path: Path) -> None:
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     v = VideoStreamInfo(codec="h264", profile="High", pix_fmt="yuv420p", width=320, height=180, fps=30.0,
                         frames=30, duration_s=1.0, sar="1:1")
-    a = AudioStreamInfo(codec="aac", profile="LC", sample_rate=48000, channels=2, duration_s=1.0, bit_rate=1)
-    info = MediaInfo(path=str(broken), format_name="mp4", duration_s=1.0, bytes=1, video=v, audio=a)
-    tl = A.build_timeline([A.SceneInput(broken, info)], width=320, height=180, fps=30)
+    # No audio stream: only the video half reads the broken file, so its error is the one raised.
+    info = MediaInfo(path=str(broken), format_name="mp4", duration_s=1.0, bytes=1, video=v)
+    tl = T.build_timeline([T.SceneInput(broken, info)], width=320, height=180, fps=30)
+    failures: list[A.EncoderFailure] = []
+    nvenc = E.VideoEncoder("h264_nvenc", hardware=True)
     with pytest.raises(MediaError) as err:
-        A.render_with_fallback(tl, tmp_path / "o.mp4", (E.LIBX264,))
+        A.assemble(tl, tmp_path / "o.mp4", encoders=(nvenc, E.LIBX264), on_failure=failures.append)
     assert "broken.mp4" in err.value.message or "Invalid data" in err.value.message
-    assert not (tmp_path / "o.mp4").exists()
+    assert [f.encoder for f in failures] == ["h264_nvenc"]  # the first fell back; the last one's error is raised
+    assert list(tmp_path.iterdir()) == [broken]

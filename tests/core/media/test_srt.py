@@ -177,3 +177,17 @@ def test_bad_parameters() -> None:
         to_srt(seg, max_lines=0)
     with pytest.raises(ValueError):
         to_srt(seg, max_cue_s=0)
+
+
+def test_unspaced_text_breaks_at_sentences_and_phrases_never_mid_line_with_spaces() -> None:
+    ja = "灯台守は夜明けに階段を上った。毎朝、彼は岩の岬を通り過ぎる船を数え、その名前を小さな青い本に書き留めた。"
+    cues = _parse(to_srt([SegmentTiming(index=1, text=ja, start_s=0, end_s=9)], language="ja"))
+    lines = [line for c in cues for line in c[3]]
+    assert "".join(lines) == ja and all(" " not in line and "\x00" not in line for line in lines)
+    assert cues[0][3] == ["灯台守は夜明けに階段を上った。"]  # the first sentence is a cue of its own
+    assert all(2 * len(line) <= 42 for line in lines)  # 21 full-width characters a line at most
+    starts = [c[1] for c in cues]
+    assert starts == sorted(starts) and starts[0] == 0 and cues[-1][2] == 9000
+    # Spaced text is untouched by it: a long Latin word stays whole.
+    word = "Pneumonoultramicroscopicsilicovolcanoconiosis-like"
+    assert word in to_srt([SegmentTiming(index=1, text=f"a {word} b", start_s=0, end_s=3)], language="en")

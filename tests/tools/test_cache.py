@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 from mcp import Client
 
 from core.providers.testing import ScriptedProvider
 from core.runtime import Runtime
+from tests.mcp_helpers import call
 from ytap_mcp.server import build_server
 
 
@@ -23,6 +25,7 @@ def _clip(spec, out: Path) -> None:
                 "-c:a", "aac", "-f", "mp4", str(out)])
 
 
+@pytest.mark.slow
 def test_cache_identical_request_returns_the_asset_without_a_provider_call(settings) -> None:
     vendor = ScriptedProvider("vendor:clip", "video", [_clip, _clip], paid=False)
     rt = Runtime.create(settings, extra_providers=[vendor])
@@ -31,17 +34,17 @@ def test_cache_identical_request_returns_the_asset_without_a_provider_call(setti
 
     async def main() -> dict[str, Any]:
         async with Client(build_server(runtime=rt)) as client:
-            async def call(extra: dict[str, Any]) -> tuple[dict[str, Any], float]:
+            async def scene(extra: dict[str, Any]) -> tuple[dict[str, Any], float]:
                 t0 = time.perf_counter()
-                env = (await client.call_tool("generate_scene", {**args, **extra})).structured_content
+                env = await call(client, "generate_scene", {**args, **extra})
                 return env, time.perf_counter() - t0
 
-            first, _ = await call({})
-            again, hit_s = await call({})
-            other_video, _ = await call({"video_id": "c2"})
-            fresh, _ = await call({"fresh": True})
-            status = (await client.call_tool("job_status", {"job_id": again["job_id"]})).structured_content
-            report = (await client.call_tool("provider_report", {"video_id": "c"})).structured_content
+            first, _ = await scene({})
+            again, hit_s = await scene({})
+            other_video, _ = await scene({"video_id": "c2"})
+            fresh, _ = await scene({"fresh": True})
+            status = await call(client, "job_status", {"job_id": again["job_id"]})
+            report = await call(client, "provider_report", {"video_id": "c"})
             return {"first": first, "again": again, "hit_s": hit_s, "other": other_video, "fresh": fresh,
                     "status": status, "report": report}
 
@@ -62,22 +65,23 @@ def test_cache_identical_request_returns_the_asset_without_a_provider_call(setti
     assert out["report"]["totals"]["cache_hits"] == 2
 
 
+@pytest.mark.slow
 def test_cache_survives_a_restart_and_distrusts_a_changed_file(settings) -> None:
     vendor = ScriptedProvider("vendor:clip", "video", [_clip, _clip])
     args = {"video_id": "r", "scene_index": 1, "prompt": "p", "duration_s": 1, "providers": ["vendor:clip"]}
 
-    async def call(rt: Runtime) -> dict[str, Any]:
+    async def scene(rt: Runtime) -> dict[str, Any]:
         async with Client(build_server(runtime=rt)) as client:
-            return (await client.call_tool("generate_scene", {**args, "wait_seconds": 30})).structured_content
+            return await call(client, "generate_scene", {**args, "wait_seconds": 30})
 
     rt = Runtime.create(settings, extra_providers=[vendor])
-    first = anyio.run(call, rt)
+    first = anyio.run(scene, rt)
     rt.close()
     rt = Runtime.create(settings, extra_providers=[vendor])
     try:
-        assert anyio.run(call, rt)["result"]["cached"] is True
+        assert anyio.run(scene, rt)["result"]["cached"] is True
         Path(first["result"]["path"]).write_bytes(b"tampered")
-        assert anyio.run(call, rt)["result"]["cached"] is False
+        assert anyio.run(scene, rt)["result"]["cached"] is False
     finally:
         rt.close()
     assert len(vendor.calls) == 2

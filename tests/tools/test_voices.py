@@ -4,7 +4,6 @@ provider_report, delete_voice, against a loopback ElevenLabs (127.0.0.1 only).""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from core.config import Settings
 from core.media.ffmpeg import run_ffmpeg
 from core.providers.resilience import RetryPolicy
 from core.runtime import Runtime
+from tests.mcp_helpers import finish, text
 from tests.vendors import elevenlabs_mock as el
 from tests.vendors.loopback import LoopbackServer, loopback_server
 from ytap_mcp.server import build_server
@@ -25,13 +25,7 @@ KEY = "FAKE-elevenlabs-VOICES-7c1a9e3f5b-DISTINCT"
 TTS = r"/v1/text-to-speech/[^/]+/with-timestamps"
 
 
-@pytest.fixture(autouse=True)
-def _clean_vendor_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("OPENAI_", "ELEVENLABS_", "GOOGLE_", "GEMINI_")):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+pytestmark = pytest.mark.usefixtures("no_vendor_environment")
 
 
 @pytest.fixture(scope="module")
@@ -79,24 +73,20 @@ class Agent:
 
     async def ok(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         result = await self.client.call_tool(name, args)
-        self.seen.append(json.dumps(result.structured_content) + " ".join(getattr(c, "text", "") for c in result.content))
-        assert not result.is_error, result.content
-        env = result.structured_content
-        if "job_id" not in env:
-            return env
-        while env["status"] in ("queued", "running"):
-            env = (await self.client.call_tool("job_status", {"job_id": env["job_id"], "wait_seconds": 20})
-                   ).structured_content
-        self.seen.append(json.dumps(env))
-        assert env["status"] == "succeeded", env
-        return env["result"]
+        self.seen.append(json.dumps(result.structured_content) + text(result))
+        assert not result.is_error, text(result)
+        answer = result.structured_content
+        if "job_id" not in answer:
+            return answer
+        done = await finish(self.client, answer)
+        self.seen.append(json.dumps(done))
+        return done
 
     async def error(self, name: str, args: dict[str, Any]) -> str:
         result = await self.client.call_tool(name, args)
-        text = " ".join(getattr(c, "text", "") for c in result.content)
-        self.seen.append(text)
+        self.seen.append(text(result))
         assert result.is_error, result.structured_content
-        return text
+        return text(result)
 
     async def import_sample(self, video_id: str = "studio") -> dict[str, Any]:
         return await self.ok("import_asset", {"video_id": video_id, "source": "host.wav", "kind": "narration"})
@@ -257,10 +247,10 @@ def test_voices_without_a_key_cloning_is_refused_naming_the_variable(
                                                  "consent": True})
 
     try:
-        text = _run(rt, body)
+        message = _run(rt, body)
     finally:
         rt.close()
-    assert "[not_configured]" in text and "ELEVENLABS_API_KEY" in text
+    assert "[not_configured]" in message and "ELEVENLABS_API_KEY" in message
     assert vendor.requests == []
 
 
@@ -317,7 +307,7 @@ def test_voices_vendor_failures_come_back_as_tool_errors(rt: Runtime, vendor: Lo
     assert "[not_configured]" in out["key"] and "ELEVENLABS_API_KEY was rejected (401)" in out["key"]
     assert out["retried"]["name"] == "host" and len(vendor.calls("POST", el.VOICES_ADD_PATH)) == 5
     assert [v["name"] for v in out["report"]["voices"]] == ["host"]  # only the clone that succeeded
-    assert not any(KEY in text for text in out["seen"])
+    assert not any(KEY in seen for seen in out["seen"])
 
 
 def test_voices_delete_of_a_voice_elevenlabs_lost_removes_the_entry(rt: Runtime, vendor: LoopbackServer) -> None:

@@ -14,6 +14,7 @@ from core.config import Settings
 from core.media.ffmpeg import run_ffmpeg
 from core.media.probe import probe
 from core.runtime import Runtime
+from tests.mcp_helpers import error_text, ok
 from ytap_mcp.server import YtapServer, build_server
 
 
@@ -37,20 +38,6 @@ def settings(tmp_path: Path, media: Path) -> Settings:
                               "YTAP_X264_PRESET": "ultrafast"})
 
 
-async def _ok(client: Client, name: str, args: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(name, args)
-    assert not result.is_error, result.content
-    env = result.structured_content
-    while env["status"] in ("queued", "running"):
-        env = (await client.call_tool("job_status", {"job_id": env["job_id"], "wait_seconds": 20})).structured_content
-    assert env["status"] == "succeeded", env
-    return env["result"]
-
-
-async def _error(client: Client, name: str, args: dict[str, Any]) -> str:
-    result = await client.call_tool(name, args)
-    assert result.is_error, result.structured_content
-    return " ".join(getattr(c, "text", "") for c in result.content)
 
 
 def test_import_asset_tool_schema(server: YtapServer) -> None:
@@ -65,6 +52,7 @@ def test_import_asset_tool_schema(server: YtapServer) -> None:
     assert "YTAP_IMPORT_ROOTS" in schema["properties"]["source"]["description"]
 
 
+@pytest.mark.slow
 def test_import_asset_clip_voiceover_and_music_make_a_video(server: YtapServer, media: Path) -> None:
     async def main() -> dict[str, Any]:
         async with Client(server) as client:
@@ -76,12 +64,12 @@ def test_import_asset_clip_voiceover_and_music_make_a_video(server: YtapServer, 
             assert [str(link.uri) for link in links] == [image["uri"]] and len(previews) == 1
             assert base64.b64decode(previews[0].data)[:3] == b"\xff\xd8\xff"
 
-            scene = await _ok(client, "import_asset", {"video_id": "mine", "source": str(media / "clip.mp4"),
+            scene = await ok(client, "import_asset", {"video_id": "mine", "source": str(media / "clip.mp4"),
                                                        "kind": "scene", "scene_index": 1, "wait_seconds": 30})
-            voice = await _ok(client, "import_asset", {"video_id": "mine", "source": "voice.wav", "kind": "narration",
+            voice = await ok(client, "import_asset", {"video_id": "mine", "source": "voice.wav", "kind": "narration",
                                                        "transcript": "Hello from my own microphone."})
-            music = await _ok(client, "import_asset", {"video_id": "mine", "source": "bed.mp3", "kind": "music"})
-            final = await _ok(client, "assemble_video", {"video_id": "mine", "music": music["uri"], "height": 720,
+            music = await ok(client, "import_asset", {"video_id": "mine", "source": "bed.mp3", "kind": "music"})
+            final = await ok(client, "assemble_video", {"video_id": "mine", "music": music["uri"], "height": 720,
                                                          "hardware_encoder": False, "wait_seconds": 40})
             report = await client.call_tool("provider_report", {"video_id": "mine"})
             return {"scene": scene, "voice": voice, "music": music, "final": final,
@@ -112,7 +100,7 @@ def test_import_asset_clip_voiceover_and_music_make_a_video(server: YtapServer, 
 def test_import_asset_refusals_are_tool_errors(server: YtapServer, args: dict[str, Any], needles: list[str]) -> None:
     async def main() -> str:
         async with Client(server) as client:
-            return await _error(client, "import_asset", {"video_id": "mine", **args})
+            return await error_text(client, "import_asset", {"video_id": "mine", **args})
 
     text = anyio.run(main)
     for needle in needles:
@@ -125,7 +113,7 @@ def test_import_asset_is_off_until_roots_are_set(tmp_path: Path, media: Path) ->
 
     async def main() -> str:
         async with Client(srv) as client:
-            return await _error(client, "import_asset", {"video_id": "v", "source": str(media / "bed.mp3"),
+            return await error_text(client, "import_asset", {"video_id": "v", "source": str(media / "bed.mp3"),
                                                          "kind": "music"})
 
     try:
