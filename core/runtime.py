@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from core.assets import Registry, VideoPaths, sweep_partials
@@ -17,6 +17,8 @@ __all__ = ["Runtime"]
 
 log = logging.getLogger(__name__)
 
+ChunkRunner = Callable[..., list]  # core.media.chunks.render_chunk's signature, with a ``parallel`` attribute
+
 
 @dataclass
 class Runtime:
@@ -24,6 +26,10 @@ class Runtime:
     registry: Registry = field(init=False)
     catalog: ProviderCatalog = field(init=False)
     jobs: JobRunner = field(init=False)
+    # Renders the chunks of an assembly's picture somewhere else (a worker's Temporal fan-out,
+    # core.scaleout.temporal.TemporalChunks); None: in this process. Its ``parallel`` is how many
+    # chunks one assembly keeps in flight.
+    chunk_runner: ChunkRunner | None = None
 
     @classmethod
     def create(cls, settings: Settings, *, extra_providers: Iterable[Provider] = (), worker: bool = False) -> Runtime:

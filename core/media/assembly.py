@@ -394,6 +394,7 @@ def assemble(
     hash_of: Callable[[Path], str] | None = None,
     workers: int | None = None,
     chunk_scenes: int = chunks.CHUNK_SCENES,
+    run_chunk: Callable[..., list[Path]] = chunks.render_chunk,
 ) -> Assembled:
     """Measure and level the audio while the video renders in chunks, then mux: the service's path.
 
@@ -402,7 +403,8 @@ def assemble(
     encoded in chunks of at most ``chunk_scenes`` scenes, ``workers`` at a time (default:
     :func:`chunk_workers`), and joined by stream copy. ``hash_of`` names an input's content
     in the keys (default: its SHA-256 remembered in ``cache_dir``, see
-    :class:`~core.media.chunks.ContentHashes`; without a cache, size and mtime). A hardware encoder
+    :class:`~core.media.chunks.ContentHashes`; without a cache, size and mtime). ``run_chunk``
+    renders one chunk (default: here; a scale-out worker passes one that fans chunks out). A hardware encoder
     that fails is reported to ``on_failure`` and the next one (finally libx264) takes over.
     On any failure or cancellation nothing is left at ``out_path``/``webm_path``.
     """
@@ -450,7 +452,7 @@ def assemble(
                     enc.name, preset, crf, max_bitrate_kbps(timeline.width, timeline.height, timeline.fps))
                 done = chunks.render_segments(
                     timeline, work, settings=settings, cache_dir=cache_dir, hash_of=hash_of,
-                    workers=n_workers, max_scenes=chunk_scenes, cancel=stop, slots=slots,
+                    workers=n_workers, max_scenes=chunk_scenes, cancel=stop, slots=slots, run_chunk=run_chunk,
                     on_progress=(lambda f: report(0.95 * f)) if report else None, timeout_s=timeout_s,
                     threads=threads)
                 rendered.append(done)

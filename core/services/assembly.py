@@ -170,6 +170,12 @@ class _Clock:
         self.t = now
 
 
+def _chunk_runner(rt: Runtime) -> dict[str, Any]:
+    """assemble()'s chunk options: in this process (none), or fanned out by a scale-out worker."""
+    runner = rt.chunk_runner
+    return {} if runner is None else {"run_chunk": runner, "workers": runner.parallel}
+
+
 def _check_cancel(handle: JobHandle) -> None:
     """Between steps: a short ffmpeg run can finish before it notices a cancel."""
     if handle.cancel.is_set():
@@ -288,6 +294,7 @@ async def assemble_video(rt: Runtime, plan: AssemblyPlan, handle: JobHandle) -> 
             lambda: media_assembly.assemble(
                 timeline, tmp, encoders=encoders, on_failure=failed, on_progress=progress, cancel=handle.cancel,
                 preset=rt.settings.x264_preset, webm_path=webm_tmp, cache_dir=paths.root / CHUNK_CACHE_DIR,
+                **_chunk_runner(rt),
             )
         )
         _check_cancel(handle)  # still under the temporary names: a cancel now leaves nothing behind
