@@ -302,6 +302,11 @@ def finish_levels(levels: AudioLevels, mix: Loudness, target_lufs: float) -> Aud
                    measured_true_peak_dbtp=mix.true_peak_dbtp if math.isfinite(mix.true_peak_dbtp) else None)
 
 
+# Sources measured by one ffmpeg run: each ebur128 (and its decoder) holds ~6 MiB, so with every
+# source in one run that run grew with the number of sounding scenes; a run more costs ~0.1 s.
+SOURCES_PER_MEASURE = 8
+
+
 def _clamp(x: float, lo: float, hi: float) -> float:
     return max(lo, min(hi, x))
 
@@ -311,8 +316,9 @@ def level_audio(
 ) -> Timeline:
     """Measure and return ``tl`` with its :class:`AudioLevels` (one or two audio-only runs).
 
-    1. When the mix has more than one source, each source's loudness (one run, one
-       ebur128 per source) sets its gain relative to the narration (:func:`plan_levels`).
+    1. When the mix has more than one source, each source's loudness (one ebur128 per
+       source, at most :data:`SOURCES_PER_MEASURE` to a run: each holds ~6 MiB) sets its gain
+       relative to the narration (:func:`plan_levels`).
     2. The levelled mix is measured (one run) and the final gain and limiter decided
        (:func:`finish_levels`). The render then applies exactly that linear gain.
     3. Only when the limiter is needed: the limited mix is measured and the gain made up
@@ -325,8 +331,11 @@ def level_audio(
         work = Path(tmp)
         if len(sources) > 1:
             files = {key: work / f"src{n}.txt" for n, key in enumerate(sources)}
-            _run_null([_measured(chain, files[key], true_peak=False) for key, chain in sources.items()], cancel=cancel,
-                      what="measuring the audio sources", timeout_s=timeout_s)
+            items = list(sources.items())
+            for at in range(0, len(items), SOURCES_PER_MEASURE):  # memory stays flat however many sources
+                _run_null([_measured(chain, files[key], true_peak=False)
+                           for key, chain in items[at:at + SOURCES_PER_MEASURE]],
+                          cancel=cancel, what="measuring the audio sources", timeout_s=timeout_s)
             levels = plan_levels(tl, {key: _read_loudness(f) for key, f in files.items()})
         else:
             only = next(iter(sources))
