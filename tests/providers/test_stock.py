@@ -512,3 +512,14 @@ def test_stock_scenes_made_at_the_same_time_take_different_clips(server: Loopbac
     first.release()
     second.release()
     assert ("ws", "v") not in _IN_FLIGHT
+
+
+@pytest.mark.parametrize(("prompt", "first_two"), [
+    # Camera words before "of": what follows is the subject, not a prepositional phrase.
+    ("Close-up of a huge Fresnel lens turning slowly, light refracting into bright beams",
+     ["fresnel lens turning refracting", "fresnel lens"]),
+    ("Aerial shot of a lighthouse on a rocky coast at dawn", ["lighthouse coast", "lighthouse"]),
+    ("A golden retriever running on a beach at sunset", ["golden retriever running beach", "golden retriever"]),
+])
+def test_queries_name_the_subject(prompt: str, first_two: list[str]) -> None:
+    assert queries_for(prompt)[:2] == first_two

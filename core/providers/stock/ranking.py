@@ -117,6 +117,9 @@ def queries_for(prompt: str, style: str | None = None, *, limit: int = MAX_QUERI
         current: list[str] = []
         lead = False
         for w in _WORD.findall(part):
+            if w == "of" and not lead and not content_words(" ".join(current)):
+                current = []  # "close-up of X", "a view of X": only camera words before it, X is the subject
+                continue
             if w in _PREPOSITIONS:
                 if current or lead:
                     phrases.append((lead, current))
