@@ -129,7 +129,9 @@ def test_memory_a_picture_at_the_limit_is_imported_within_a_bound(hostile: Path,
 def test_memory_three_imports_at_once_take_about_one(hostile: Path) -> None:
     report = _import_in_child(hostile, "limit.gif", "limit.tif", "limit.png")
     assert all("path" in r for r in report["results"].values()), report
-    assert report["peak_mib"] < 480, report  # after: 383 MiB; before: 1148 MiB (three TIFFs: 2348 -> 418)
+    # after: 383-467 MiB (the allocator's share varies with the machine's load); two full-size
+    # decodes at once would be >= 552 (2 x 256 + ~40); before: 1148 MiB (three TIFFs: 2348 -> 418)
+    assert report["peak_mib"] < 540, report
 
 
 def test_memory_reduced_picture_keeps_its_colours_and_alpha(hostile: Path, tmp_path: Path) -> None:
