@@ -8,6 +8,7 @@ through a chain ending in the placeholder, so each is seen as the attempt's code
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -523,3 +524,37 @@ def test_stock_scenes_made_at_the_same_time_take_different_clips(server: Loopbac
 ])
 def test_queries_name_the_subject(prompt: str, first_two: list[str]) -> None:
     assert queries_for(prompt)[:2] == first_two
+
+
+def test_stock_connection_without_an_answer_falls_through_without_retrying(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Packets dropped (a firewall; here a listener whose accept queue is full, so its SYNs go unanswered):
+    one attempt of the connect timeout, not three plus backoff, then the next tier."""
+    import socket
+
+    monkeypatch.setattr(PexelsVideoProvider, "timeout_s", 0.5)
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)
+    port = hole.getsockname()[1]
+    fill = []
+    for _ in range(4):  # fill the backlog: later SYNs are dropped, not refused
+        c = socket.socket()
+        c.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            c.connect(("127.0.0.1", port))
+        fill.append(c)
+    try:
+        settings = Settings.from_env({"YTAP_HOME": str(tmp_path / "home"), "PEXELS_API_KEY": PEXELS_KEY,
+                                      "PEXELS_BASE_URL": f"http://127.0.0.1:{port}"})
+        result, out = _scene(PexelsVideoProvider(settings), LAND, tmp_path, settings, retry=RetryPolicy(attempts=3))
+    finally:
+        for c in fill:
+            c.close()
+        hole.close()
+    pexels = [a for a in result.attempts if a.provider == "pexels:video"]
+    assert result.provider == "local:placeholder"
+    assert [a.error_code for a in pexels] == ["timed_out"], result.attempts
+    assert pexels[0].reason.startswith("Pexels cannot be reached (no answer to the connection in time")
+    assert pexels[0].elapsed_s < 3.0  # the connect timeout (2 s), once: retried, it was 3 x 2 s plus backoff
+    _check_scene(out, LAND)

@@ -5,6 +5,7 @@
     httpx / HTTP                                   core.errors
     ConnectError (DNS failure, refused, no route) -> Unavailable(retryable=False): offline; the next tier is free,
                                                      so fall through at once instead of retrying
+    ConnectTimeout (packets dropped)               -> TimedOut(retryable=False), for the same reason
     TimeoutException                               -> TimedOut
     dropped before an answer                       -> Unavailable
     401 / 403, 400 about the key                   -> NotConfigured (the key was rejected: which variable to check)
@@ -152,6 +153,11 @@ async def _get(http: httpx.AsyncClient, url: str, params: dict[str, Any], *, who
             return b"".join(chunks)
     except (ProviderError, OperationCancelled):
         raise
+    except httpx.ConnectTimeout:
+        # No answer to the connection at all (a firewall dropping packets, a dead route): asking again
+        # would cost the same seconds per scene, and the next tier is free.
+        raise TimedOut(f"{who} cannot be reached (no answer to the connection in time: offline or a firewall)",
+                       retryable=False) from None
     except httpx.TimeoutException as exc:
         raise TimedOut(f"{who} did not answer in time ({type(exc).__name__})") from None
     except httpx.ConnectError as exc:
