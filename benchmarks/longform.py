@@ -48,6 +48,7 @@ from benchmarks.assembly import floor, run_ours  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.jobs import JobHandle  # noqa: E402
 from core.media.ffmpeg import run_ffmpeg  # noqa: E402
+from core.media.probe import probe  # noqa: E402
 from core.runtime import Runtime  # noqa: E402
 from core.schemas import NarrationRequest  # noqa: E402
 from core.services import narration  # noqa: E402
@@ -298,10 +299,10 @@ def main() -> int:
             edit_s, edit_res, edit_counter = run_ours(rt, "long", cold=False, **kw)
         fps = 30
         starts, acc = [], 0
-        for s in scenes[:n]:
-            starts.append(acc)
-            acc += fps  # 1 s scenes on the 30 fps grid
-        first, last = starts[mid], starts[mid] + fps - 1
+        for s in scenes[:n]:  # each scene's frames on the 30 fps grid, from its own length (a piece the
+            starts.append(acc)  # segmenter cut may be longer than 1 s: the first one of a kind can be 2 s)
+            acc += round(probe(s).video.duration_s * fps)
+        first, last = starts[mid], starts[mid + 1] - 1
         total = edit_res["properties"]["frames"]
         sample = set(range(0, total, 10)) | set(range(first, last + 1))
         a, b = frame_md5s(before, sample), frame_md5s(paths.final_video, sample)

@@ -98,12 +98,17 @@ def demo_figures(home: Path, out: Path) -> None:
     from core.schemas import AssemblyRequest
     from core.services import assembly
 
-    rt = Runtime.create(Settings.from_env({"YTAP_HOME": str(home)}))
-    paths = rt.paths("default", "ytap-demo")
-    final = paths.final_video
+    import shutil
+
+    final = home / "workspaces" / "default" / "videos" / "ytap-demo" / "final_video.mp4"
     loud = measure_loudness(final)
     print(f"\n== the demo's final video {final}: {loud.integrated_lufs:.2f} LUFS integrated, "
           f"true peak {loud.true_peak_dbtp:.2f} dBTP")
+    # The two test renders below are made in a copy of the demo's home: the demo's own video stays as it is.
+    copy = Path(tempfile.mkdtemp(prefix="ytap-music-bench-home-"))
+    shutil.copytree(home, copy / "home")
+    rt = Runtime.create(Settings.from_env({"YTAP_HOME": str(copy / "home")}))
+    paths = rt.paths("default", "ytap-demo")
     scenes = sorted(p.name for p in paths.scenes_dir.glob("scene_*.mp4"))
     narration = decode(paths.narration)
     inverted = paths.audio_dir / "narration_inverted.wav"
@@ -141,6 +146,7 @@ def demo_figures(home: Path, out: Path) -> None:
     print(f"   while the narration speaks: narration {lv:.2f} LUFS, music {lm:.2f} LUFS -> music {lv - lm:.2f} dB "
           f"under the narration (between words: music {lq:.2f} LUFS)")
     rt.close()
+    shutil.rmtree(copy, ignore_errors=True)
 
 
 def main() -> None:

@@ -25,12 +25,14 @@ from core.providers.resilience import RetryPolicy
 from core.runtime import Runtime
 from tests.vendors import google_mock as gm
 from tests.vendors import openai_mock as om
-from tests.vendors.loopback import LoopbackServer, loopback_server
+from tests.vendors import replicate_mock as rm
+from tests.vendors.loopback import LoopbackServer, Reply, loopback_server
 from tests.vendors.stills import scenic_png
 from ytap_mcp.server import build_server
 
 OPENAI_KEY = "FAKE-openai-MOTION-SCENARIO-4b1d"
 GOOGLE_KEY = "FAKE-gemini-MOTION-SCENARIO-77aa"
+REPLICATE_TOKEN = "r8_FAKE-replicate-SCENARIO-0d9e"
 VEO = "veo-3.1-generate-001"
 IMAGE_PRICE = pricing.cost_usd("openai:gpt-image-2", 1)
 
@@ -89,7 +91,7 @@ def _probed(scene: dict[str, Any]) -> tuple[int, int, float, int]:
 def _no_key_anywhere(rt: Runtime, *blobs: Any) -> None:
     text = json.dumps(blobs) + "".join(p.read_bytes().decode("latin-1") for p in rt.settings.home.rglob("*")
                                        if p.is_file())
-    assert OPENAI_KEY not in text and GOOGLE_KEY not in text
+    assert OPENAI_KEY not in text and GOOGLE_KEY not in text and REPLICATE_TOKEN not in text
 
 
 def test_scenario_openai_key_alone_gives_stills_in_motion(tmp_path: Path, vendors: LoopbackServer) -> None:
@@ -173,3 +175,37 @@ def test_produce_video_prompt_asks_for_an_estimate_and_tells_how_to_mix_tiers(tm
     text = anyio.run(prompt)
     assert "scene_8s_usd" in text and "Estimate the cost of 15 scenes" in text
     assert "stills in motion (motion:*" in text and "hero shots" in text
+
+
+def test_scenario_aggregator_scenes_and_its_fallback_to_stills_in_motion(tmp_path: Path,
+                                                                         vendors: LoopbackServer) -> None:
+    """A Replicate token and an OpenAI key: AI video from the aggregator first (16:9 and 9:16, probed); a prompt
+    the model refuses falls back to a still in motion, with the vendor's reason on the attempt."""
+    flagged = "The input or output was flagged as sensitive. Please try again with different inputs. (E005)"
+
+    def status(req: Any) -> Reply:
+        if len(vendors.calls("POST", rm.CREATE)) <= 2:
+            return rm.prediction(vendors.url, "succeeded", output=rm.clip_url(vendors.url))
+        return rm.prediction(vendors.url, "failed", error=flagged)
+
+    vendors.route("POST", rm.CREATE, sticky=rm.prediction(vendors.url, "starting", http_status=201))
+    vendors.route("GET", rm.GET, sticky=status)
+    vendors.route("GET", rm.CLIP, sticky=Reply(body=om.mp4_bytes(seconds=5.0), headers={"content-type": "video/mp4"}))
+    rt = _runtime(tmp_path, vendors, OPENAI_API_KEY=OPENAI_KEY, REPLICATE_API_TOKEN=REPLICATE_TOKEN,
+                  REPLICATE_BASE_URL=vendors.url)
+    (wide, tall, refused), report = _run(
+        rt, {"scene_index": 1, "prompt": "waves on a black sand beach", "duration_s": 2},
+        {"scene_index": 2, "prompt": "a harbour at night", "duration_s": 1.5, "aspect_ratio": "9:16"},
+        {"scene_index": 3, "prompt": "a battle", "duration_s": 1})
+    assert wide["provider"] == tall["provider"] == "replicate:seedance-1-lite"
+    assert _probed(wide) == (1920, 1080, 30.0, 60) and _probed(tall) == (1080, 1920, 30.0, 45)
+    clip_price = pricing.cost_usd("replicate:seedance-1-lite", 5)  # its shortest clip is 5 s
+    assert wide["cost_usd"] == tall["cost_usd"] == clip_price > 0
+    ratios = [c.json()["input"]["aspect_ratio"] for c in vendors.calls("POST", rm.CREATE)]
+    assert ratios == ["16:9", "9:16", "16:9"]
+    assert refused["provider"] == "motion:openai:gpt-image-2"
+    failed = {a["provider"]: (a["error_code"], a["reason"]) for a in refused["attempts"] if a["outcome"] == "failed"}
+    assert failed["replicate:seedance-1-lite"][0] == "refused" and "E005" in failed["replicate:seedance-1-lite"][1]
+    row = next(p for p in report["providers"] if p["id"] == "replicate:seedance-1-lite")
+    assert (row["calls"], row["failures"]) == (3, 1) and row["cost_usd"] >= 2 * clip_price
+    _no_key_anywhere(rt, wide, tall, refused, report)
