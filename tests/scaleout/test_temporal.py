@@ -442,3 +442,71 @@ def test_temporal_chunks_of_a_video_fan_out_over_two_workers(cluster: dict[str, 
         (1280, 720, 30.0, 240, "High")
     assert (many.audio.sample_rate, many.audio.channels) == (one.audio.sample_rate, one.audio.channels)
     assert abs(many.duration_s - one.duration_s) < 1e-3
+
+
+def test_temporal_cancel_of_a_fanned_out_assembly_stops_its_chunks(cluster: dict[str, str], tmp_path: Path) -> None:
+    """cancel_job of an assembly whose chunks run on two workers: every chunk's workflow is cancelled, no
+    ffmpeg is left on either worker, no final file and no partial file in the video's folder."""
+    cluster.update({"YTAP_VIDEO_PROVIDERS": "local:placeholder", "YTAP_LOG_LEVEL": "INFO"})
+    logs = [tmp_path / "worker1.log", tmp_path / "worker2.log"]
+    workers = [_start_worker(cluster, p) for p in logs]
+    a = Runtime.create(Settings.from_env(cluster))
+    folder = Path(cluster["YTAP_HOME"]) / "workspaces/default/videos/stop"
+    assembly = {"video_id": "stop", "height": 1080}
+    try:
+        async def scenario() -> tuple[Any, float]:
+            started = []
+            for i in range(1, 7):
+                args = {"video_id": "stop", "scene_index": i, "prompt": f"scene {i}", "duration_s": 8.0}
+                with job_call("generate_scene", args):
+                    started.append(await generate_scene(a, None, **args, wait_seconds=0))
+            for env in started:
+                assert (await _poll(a, env.job_id)).status == "succeeded"
+            with job_call("assemble_video", assembly):
+                env = await assemble_video(a, None, **assembly, wait_seconds=0)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not any(
+                    "rendered chunk" in p.read_text(errors="replace") or _ffmpeg_children(w) for p, w in
+                    zip(logs, workers)):
+                await anyio.sleep(0.2)
+            asked = time.monotonic()
+            await cancel_job(a, None, env.job_id)
+            done = await _poll(a, env.job_id, timeout_s=30)
+            return done, time.monotonic() - asked
+
+        done, took = anyio.run(scenario)
+        texts = [p.read_text(errors="replace") for p in logs]
+        assert done.status == "cancelled", (done, texts[0][-2000:], texts[1][-2000:])
+        assert took < 15
+        deadline = time.monotonic() + 10
+        while any(_ffmpeg_children(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [_ffmpeg_children(w) for w in workers] == [[], []]
+        record("seconds from cancel_job to a fanned-out assembly reading cancelled", round(took, 2))
+    finally:
+        a.close()
+        for w in workers:
+            _stop_worker(w)
+    assert not (folder / "final_video.mp4").exists()
+    assert [p for p in folder.rglob("*") if ".part" in p.name or p.name.startswith(".chunk-")] == []
+
+
+def _ffmpeg_children(proc: subprocess.Popen[bytes]) -> list[int]:
+    """Pids of the ffmpeg processes under ``proc`` (from /proc)."""
+    found, todo = [], [proc.pid]
+    while todo:
+        pid = todo.pop()
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            for child in children:
+                try:
+                    name = Path(f"/proc/{child}/comm").read_text().strip()
+                except OSError:
+                    continue
+                if "ffmpeg" in name:
+                    found.append(child)
+                todo.append(child)
+    return found
