@@ -21,6 +21,7 @@ from mcp import Client
 from core.config import Settings
 from core.media.probe import probe
 from core.providers import pricing
+from core.providers.replicate import ReplicateVideoProvider
 from core.providers.resilience import RetryPolicy
 from core.runtime import Runtime
 from tests.vendors import google_mock as gm
@@ -177,11 +178,12 @@ def test_produce_video_prompt_asks_for_an_estimate_and_tells_how_to_mix_tiers(tm
     assert "stills in motion (motion:*" in text and "hero shots" in text
 
 
-def test_scenario_aggregator_scenes_and_its_fallback_to_stills_in_motion(tmp_path: Path,
-                                                                         vendors: LoopbackServer) -> None:
+def test_scenario_aggregator_scenes_and_its_fallback_to_stills_in_motion(tmp_path: Path, vendors: LoopbackServer,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A Replicate token and an OpenAI key: AI video from the aggregator first (16:9 and 9:16, probed); a prompt
     the model refuses falls back to a still in motion, with the vendor's reason on the attempt."""
     flagged = "The input or output was flagged as sensitive. Please try again with different inputs. (E005)"
+    monkeypatch.setattr(ReplicateVideoProvider, "poll_interval_s", 0.05)  # 5 s between status checks in real use
 
     def status(req: Any) -> Reply:
         if len(vendors.calls("POST", rm.CREATE)) <= 2:

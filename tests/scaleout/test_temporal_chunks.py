@@ -39,15 +39,7 @@ def test_temporal_chunks_of_a_video_fan_out_over_two_workers(cluster: dict[str, 
     assembly = {"video_id": "fan", "height": 720}
     try:
         async def distributed() -> Any:
-            started = []
-            for i in range(1, 9):
-                args = {"video_id": "fan", "scene_index": i, "prompt": f"scene {i} of a long video", "duration_s": 1.0}
-                with job_call("generate_scene", args):
-                    started.append(await generate_scene(a, None, **args, wait_seconds=0))
-            for env in started:
-                assert (await _poll(a, env.job_id)).status == "succeeded"
-            with job_call("assemble_video", assembly):
-                env = await assemble_video(a, None, **assembly, wait_seconds=0)
+            env = await _scenes_then_assembly(a, assembly, scenes=8, seconds=1.0)
             return await _poll(a, env.job_id, timeout_s=180)
 
         done = anyio.run(distributed)
@@ -91,15 +83,7 @@ def test_temporal_cancel_of_a_fanned_out_assembly_stops_its_chunks(cluster: dict
     assembly = {"video_id": "stop", "height": 1080}
     try:
         async def scenario() -> tuple[Any, float]:
-            started = []
-            for i in range(1, 5):
-                args = {"video_id": "stop", "scene_index": i, "prompt": f"scene {i}", "duration_s": 8.0}
-                with job_call("generate_scene", args):
-                    started.append(await generate_scene(a, None, **args, wait_seconds=0))
-            for env in started:
-                assert (await _poll(a, env.job_id)).status == "succeeded"
-            with job_call("assemble_video", assembly):
-                env = await assemble_video(a, None, **assembly, wait_seconds=0)
+            env = await _scenes_then_assembly(a, assembly, scenes=4, seconds=8.0)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not any(
                     "rendered chunk" in p.read_text(errors="replace") or _ffmpeg_children(w) for p, w in
@@ -125,6 +109,20 @@ def test_temporal_cancel_of_a_fanned_out_assembly_stops_its_chunks(cluster: dict
             _stop_worker(w)
     assert not (folder / "final_video.mp4").exists()
     assert [p for p in folder.rglob("*") if ".part" in p.name or p.name.startswith(".chunk-")] == []
+
+
+async def _scenes_then_assembly(rt: Runtime, assembly: dict[str, Any], *, scenes: int, seconds: float) -> Any:
+    """``scenes`` placeholder scenes made on the workers, then the assembly started (its envelope)."""
+    started = []
+    for i in range(1, scenes + 1):
+        args = {"video_id": assembly["video_id"], "scene_index": i, "prompt": f"scene {i} of a long video",
+                "duration_s": seconds}
+        with job_call("generate_scene", args):
+            started.append(await generate_scene(rt, None, **args, wait_seconds=0))
+    for env in started:
+        assert (await _poll(rt, env.job_id)).status == "succeeded"
+    with job_call("assemble_video", assembly):
+        return await assemble_video(rt, None, **assembly, wait_seconds=0)
 
 
 def _ffmpeg_children(proc: subprocess.Popen[bytes]) -> list[int]:
