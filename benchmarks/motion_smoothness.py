@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.media import motion  # noqa: E402
 from core.media.ffmpeg import run_ffmpeg  # noqa: E402
+from core.media.formats import INTERMEDIATE_X264  # noqa: E402
 from tests.vendors.stills import scenic_image  # noqa: E402
 
 
@@ -36,8 +37,8 @@ def zoompan_clip(still: Path, out: Path, move: motion.Move, *, frames: int, widt
     y = f"({cy0}+({cy1 - cy0})*{ease})*ih-ih/zoom/2"
     vf = (f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=lanczos,crop={width}:{height},"
           f"zoompan=z='{z}':x='{x}':y='{y}':d={frames}:s={width}x{height}:fps={fps},format=yuv420p")
-    run_ffmpeg(["-i", str(still), "-vf", vf, "-frames:v", str(frames), "-c:v", "libx264", "-preset",
-                motion.X264_PRESET, "-crf", motion.X264_CRF, "-x264-params", motion.X264_PARAMS,
+    run_ffmpeg(["-i", str(still), "-vf", vf, "-frames:v", str(frames), "-c:v", "libx264",
+                *[x for k, v in INTERMEDIATE_X264.items() for x in (f"-{k}", v)],
                 "-threads", motion.FFMPEG_THREADS, "-f", "mp4", str(out)], what="zoompan reference")
 
 

@@ -51,7 +51,13 @@ from pathlib import Path
 
 from core.errors import InputError, MediaError
 from core.media.ffmpeg import requires, run_ffmpeg
-from core.media.formats import AUDIO_CHANNELS, AUDIO_LAYOUT, AUDIO_SAMPLE_RATE, BT709_OUTPUT_OPTIONS
+from core.media.formats import (
+    AUDIO_CHANNELS,
+    AUDIO_LAYOUT,
+    AUDIO_SAMPLE_RATE,
+    BT709_OUTPUT_OPTIONS,
+    INTERMEDIATE_X264,
+)
 
 __all__ = ["Move", "choose_move", "seed_for", "render_motion", "Smoothness", "measure_smoothness", "MOVE_KINDS",
            "motion_supported"]
@@ -62,11 +68,8 @@ requires({"anullsrc": ("r", "cl"), "atrim": ("end_sample",), "scale": ("flags",)
          encoders=("libx264", "aac"))
 
 MOVE_KINDS = ("push_in", "pan", "pull_out", "pan")  # by scene index: zooms and pans alternate
-# x264: the clip is an intermediate the assembly encodes again, so the fastest preset; the 8x8
-# transform makes it High profile (the scene format), CRF 23 as the placeholder card (a 5 s 1080p photo in motion: ~13 MB).
-X264_PRESET = "ultrafast"
-X264_CRF = "23"
-X264_PARAMS = "8x8dct=1"
+# x264: the clip is an intermediate the assembly encodes again (core.media.formats.INTERMEDIATE_X264, as the
+# placeholder card; a 5 s 1080p photo in motion: ~13 MB).
 FFMPEG_THREADS = "2"
 RESAMPLE_THREADS = 2  # Pillow releases the GIL while it resamples: two frames at a time
 _LOOKAHEAD = 4  # frames resampled ahead of the encoder (each 3 MB at 1080p)
@@ -297,7 +300,7 @@ def render_motion(
         "-filter_complex", f"[0:v]scale={width}:{height}:flags=bicubic,setsar=1[v];"
                            f"[1:a]atrim=end_sample={samples}[a]",
         "-map", "[v]", "-map", "[a]",
-        "-c:v", "libx264", "-preset", X264_PRESET, "-crf", X264_CRF, "-x264-params", X264_PARAMS,
+        "-c:v", "libx264", *[x for k, v in INTERMEDIATE_X264.items() for x in (f"-{k}", v)],
         "-profile:v", "high", "-pix_fmt", "yuv420p", "-threads", FFMPEG_THREADS,
         *[x for k, v in BT709_OUTPUT_OPTIONS.items() for x in (f"-{k}", v)],
         "-c:a", "aac", "-b:a", "128k", "-ar", str(AUDIO_SAMPLE_RATE), "-ac", str(AUDIO_CHANNELS),

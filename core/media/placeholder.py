@@ -46,6 +46,7 @@ from core.media.formats import (
     AUDIO_SAMPLE_RATE,
     BT709_FRAME_PARAMS,
     BT709_OUTPUT_OPTIONS,
+    INTERMEDIATE_X264,
 )
 from core.media.text import EMOJI_NOTE, as_written, break_token
 
@@ -69,16 +70,6 @@ requires(
 MAX_LINES = 6
 ELLIPSIS = "\u2026"
 AUDIO_RATE = AUDIO_SAMPLE_RATE
-# The card is an intermediate that the assembly re-encodes, so x264 runs at ultrafast.
-# Measured on this card at 1080p30, 5 s (CPU seconds; the testsrc2 reference took about
-# 1.2-1.3): superfast took about twice the time of ultrafast for a file no smaller; CRF 20
-# cost ~0.35 more than CRF 23 for twice the bytes (2.8 against 1.4 MB). Two switches on top
-# of ultrafast: the 8x8 transform, a High-profile tool (without it x264 writes Constrained
-# Baseline), and the deblocking filter (~0.1-0.15 CPU-s), without which the dark corners of
-# the gradient showed 8x8 blocks.
-X264_PRESET = "ultrafast"
-X264_CRF = "23"
-X264_PARAMS = "8x8dct=1:deblock=0,0"
 BG_SCALE = 8  # the background is drawn at 1/BG_SCALE of the output size
 
 
@@ -554,9 +545,7 @@ def build_args(
         format="mp4",
         **{
             "c:v": "libx264",
-            "preset": X264_PRESET,
-            "crf": X264_CRF,
-            "x264-params": X264_PARAMS,
+            **INTERMEDIATE_X264,  # the card is an intermediate the assembly encodes again
             "profile:v": "high",
             "pix_fmt": "yuv420p",
             **BT709_OUTPUT_OPTIONS,
