@@ -48,18 +48,15 @@ pixels from one budget (one picture at the side limit, or many small ones, at a 
 
 from __future__ import annotations
 
-import ctypes
 import io
 import logging
 import os
 import re
 import math
 import stat
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -72,7 +69,7 @@ from core.assets.props import AssetProps, FontProps, ImageProps, MusicProps, Nar
 from core.errors import AssetNotFound, ImportRefused, InputError, MediaError, OperationCancelled, PathOutsideWorkspace
 from core.jobs import JobHandle
 from core.media.formats import AUDIO_CHANNELS, AUDIO_SAMPLE_RATE, SCENE_FPS, scene_size
-from core.media.pictures import shrink
+from core.media.pictures import decoding, shrink
 from core.media.probe import MAX_SIDE_PX, MediaInfo, mp4_truncation, probe
 from core.runtime import Runtime
 from core.schemas import Attempt, ImportResult, SegmentTiming
@@ -302,7 +299,7 @@ def _inspect_image(path: Path, name: str, *, thorough: bool = False, cancel: Any
                     raise InputError(f"{name} is a {fmt} image; import JPEG, PNG, WebP, GIF, BMP or TIFF")
                 im.verify()
             if thorough:
-                with _decoding(path, cancel) as im:  # verify() leaves the image unusable; open it again
+                with decoding(path, cancel) as im:  # verify() leaves the image unusable; open it again
                     frames = getattr(im, "n_frames", 1)
                     orientation = int(im.getexif().get(0x0112, 1) or 1)
                     has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
@@ -321,81 +318,6 @@ def _inspect_image(path: Path, name: str, *, thorough: bool = False, cancel: Any
     return _Inspected(image_format=fmt, width=width, height=height, frames=frames, orientation=orientation,
                       has_alpha=has_alpha)
 
-
-class PixelBudget:
-    """A semaphore weighted by pixels: the decodes of all imports at once stay under ``total``.
-
-    A decode larger than the whole budget still runs, alone. Waiting stops when ``cancel``
-    (the job's event) is set.
-    """
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.in_use = 0
-        self._cond = threading.Condition()
-
-    @contextmanager
-    def hold(self, pixels: int, cancel: Any = None) -> Iterator[None]:
-        n = min(max(1, pixels), self.total)
-        with self._cond:
-            while self.in_use and self.in_use + n > self.total:
-                if cancel is not None and cancel.is_set():
-                    raise OperationCancelled("import cancelled")
-                self._cond.wait(0.1)
-            self.in_use += n
-        try:
-            yield
-        finally:
-            _give_back_memory()
-            with self._cond:
-                self.in_use -= n
-                self._cond.notify_all()
-
-
-def _give_back_memory() -> None:
-    """Return the freed decode buffers to the system now (glibc only; elsewhere a no-op).
-
-    glibc raises its mmap threshold after a large block is freed, so the next picture's
-    buffers come from the heap and stay counted in the server's RSS after they are freed:
-    three 8192 px TIFF imports at once peaked at 603 MiB without this, 346 MiB with it
-    (one alone: 344 MiB).
-    """
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            _malloc_trim = ctypes.CDLL(None).malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim: Any = None
-
-
-DECODE_BUDGET = PixelBudget(MAX_SIDE_PX * MAX_SIDE_PX)
-
-
-@contextmanager
-def _decoding(path: Path, cancel: Any) -> Iterator[Any]:
-    """``path`` opened with its pixels reserved from DECODE_BUDGET; its memory freed on the way out.
-
-    Leaving ``with Image.open()`` closes the file but keeps the decoded pixels until the
-    object is collected: ``close()`` is what frees them, before the budget is given back.
-    """
-    from PIL import Image
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        im = Image.open(path)
-    try:
-        with DECODE_BUDGET.hold(im.width * im.height, cancel):
-            try:
-                yield im
-            finally:
-                im.close()  # the pixels go before the budget is given back
-    finally:
-        im.close()  # the file, when waiting for the budget was cancelled
 
 # EXIF orientation -> the transpose that stands the picture upright (as ImageOps.exif_transpose).
 _UPRIGHT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
@@ -663,7 +585,7 @@ async def _image(plan: ImportPlan, staging: Path, facts: _Inspected, handle: Job
             return final, facts.width or 0, facts.height or 0
         alpha = facts.has_alpha and facts.image_format not in ("JPEG", "MPO")
         try:
-            with _decoding(staging, handle.cancel) as src:
+            with decoding(staging, handle.cancel) as src:
                 src.seek(0)
                 icc = src.info.get("icc_profile")
                 im = _decode_small(src, "RGBA" if alpha else "RGB", facts.orientation)

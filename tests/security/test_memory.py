@@ -22,6 +22,7 @@ import pytest
 
 from core.errors import OperationCancelled
 from core.media.probe import MAX_SIDE_PX, probe
+from core.media.pictures import PixelBudget
 from core.services import imports
 from tests.security.acceptance import record
 
@@ -147,7 +148,7 @@ def test_memory_reduced_picture_keeps_its_colours_and_alpha(hostile: Path, tmp_p
 
 
 def test_memory_pixel_budget_serialises_large_decodes_and_lets_small_ones_share() -> None:
-    budget = imports.PixelBudget(100)
+    budget = PixelBudget(100)
     inside: list[int] = []
     peak = [0]
     lock = threading.Lock()
