@@ -9,7 +9,7 @@ alternating, median of the pairs. Target: median(B) / median(A) <= 1.5 (wall clo
 
 ``--case motion``: B = ``core.media.motion.render_motion`` of a 5 s 1080p30 still in motion from
 a picture already on disk (a 1536x1024 PNG, OpenAI's landscape size: decode, cover-fit, colour
-conversion, every frame resampled, encoded with a silent AAC track). Same target.
+conversion, every frame warped, encoded with a silent AAC track). Same target.
 
 CPU seconds (ffmpeg children plus this process) are printed beside the wall times: on a
 shared machine they move much less than wall time does, and tell whether a bad ratio is

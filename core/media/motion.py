@@ -10,19 +10,19 @@ measure that tells the two apart (benchmarks/motion_smoothness.py prints both fi
 
 How a frame is made, and why so (measured on 2 cores for 5 s at 1920x1080, BENCHMARKS.md):
 
-- The picture is cover-fitted once to the scene's shape at ``zoom_max`` times the render size
-  (so the tightest framing is 1:1), converted once to BT.709 limited-range Y'CbCr (the scene
-  format's matrix) and its chroma halved (4:2:0). The render size is the output's, or the
-  picture's own when it is smaller (a 1536x1024 still has 1536x864 pixels of a 16:9 scene):
-  ffmpeg scales each frame up to the output in C, which costs far less than resampling pixels
-  the picture never had (:func:`render_size`).
-- Each frame is three Pillow ``resize(box=...)`` calls, one per plane, with a float box and the
-  box (area) filter: the window is never smaller than the frame (the picture was prepared at
-  ``zoom_max``), so each output pixel averages the 1 to 1.2 source pixels it covers: a linear
-  blend at a sub-pixel offset, an area average when it shrinks, never a nearest pixel. About
-  6 ms of CPU per 1536x864 frame (bilinear, a triangle twice as wide: 8 ms). ffmpeg's own
-  sub-pixel filter (``perspective`` with ``eval=frame``) costs ~32 ms a frame (it rebuilds a
-  per-pixel table every frame); ``zoompan`` on a 4x picture (quarter-pixel steps) ~25 ms.
+- The picture is cover-fitted once to the scene's shape at ``zoom_max`` times the output size
+  (Lanczos, so the tightest framing is 1:1), converted once to BT.709 limited-range Y'CbCr (the
+  scene format's matrix) and its chroma halved (4:2:0).
+- Each frame is one affine warp per plane (OpenCV's ``warpAffine``, bilinear, in fixed point with
+  SIMD): the window's float corner and step map every output pixel to its exact position in the
+  picture. The window is never smaller than the frame, so a frame is the picture moved by a
+  fraction of a pixel, or shrunk by at most ``zoom_max`` (1.08 to 1.2; a picture of 1536 px, ~1.4x
+  enlarged in the step before, has nothing fine enough there to alias). ~1 ms of CPU per 1080p
+  frame, all three planes, on one thread: the encoder beside it keeps both cores. Measured before
+  choosing it: Pillow's ``resize(box=...)`` with the box filter 6 ms a frame at 1536x864 (plus
+  ffmpeg's scale to the output, 2 ms), OpenCV's bicubic warp 19 ms (no SIMD path), ffmpeg's own
+  sub-pixel filter (``perspective`` with ``eval=frame``) ~32 ms (it rebuilds a per-pixel table
+  every frame), ``zoompan`` on a 4x picture (quarter-pixel steps) ~25 ms.
 - The planes stream through a FIFO into one ffmpeg run (raw 4:2:0 in, H.264 High + a silent
   stereo AAC track out, exactly ``round(duration * fps)`` frames): the clip is already the
   scene format, so the scene service's finishing step keeps it as it is.
@@ -43,9 +43,7 @@ import os
 import statistics
 import tempfile
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,15 +62,13 @@ __all__ = ["Move", "choose_move", "seed_for", "render_motion", "Smoothness", "me
 
 log = logging.getLogger(__name__)
 
-requires({"anullsrc": ("r", "cl"), "atrim": ("end_sample",), "scale": ("flags",), "format": (), "setsar": ()},
+requires({"anullsrc": ("r", "cl"), "atrim": ("end_sample",), "setsar": (), "scale": ("flags",), "format": ()},
          encoders=("libx264", "aac"))
 
 MOVE_KINDS = ("push_in", "pan", "pull_out", "pan")  # by scene index: zooms and pans alternate
 # x264: the clip is an intermediate the assembly encodes again (core.media.formats.INTERMEDIATE_X264, as the
 # placeholder card; a 5 s 1080p photo in motion: ~13 MB).
 FFMPEG_THREADS = "2"
-RESAMPLE_THREADS = 2  # Pillow releases the GIL while it resamples: two frames at a time
-_LOOKAHEAD = 4  # frames resampled ahead of the encoder (each 3 MB at 1080p)
 
 # BT.709 limited range, R'G'B' (0..255) -> Y'CbCr as Pillow's 12-number matrix: Y' = 16 + 219 *
 # (0.2126 R + 0.7152 G + 0.0722 B) / 255, Cb and Cr = 128 + 224 * (B - Y) / 1.8556 and (R - Y) / 1.5748.
@@ -84,8 +80,23 @@ _BT709_LIMITED = (
 
 
 def motion_supported() -> str | None:
-    """None when this platform can stream frames to ffmpeg (a FIFO); otherwise why not."""
-    return None if hasattr(os, "mkfifo") else "stills in motion need os.mkfifo (Linux, macOS)"
+    """None when this platform can stream frames to ffmpeg (a FIFO) and warp them (OpenCV); otherwise why not."""
+    if not hasattr(os, "mkfifo"):
+        return "stills in motion need os.mkfifo (Linux, macOS)"
+    try:
+        _opencv()
+    except ImportError as exc:
+        return f"stills in motion need OpenCV (opencv-python-headless), which does not import here: {exc}"
+    return None
+
+
+def _opencv():  # -> the cv2 module
+    """OpenCV, on one thread (a process-wide setting; nothing else in ytap uses OpenCV): a frame's warp
+    takes ~1 ms, and its own thread pool only competes with the encoder for the same cores."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cv2
 
 
 # --------------------------------------------------------------------------- the move
@@ -156,19 +167,9 @@ def _even(x: float) -> int:
     return max(2, int(round(x / 2)) * 2)
 
 
-def render_size(picture_size: tuple[int, int], width: int, height: int) -> tuple[int, int]:
-    """The size frames are resampled at: the output's, or less when the picture holds fewer pixels of the
-    scene's shape (ffmpeg scales them up in the same run, per frame, in C): resampling more pixels than
-    the picture has adds no detail, only time. Never below half the output size."""
-    pw, ph = picture_size
-    cover = min(pw / width, ph / height)  # the picture's scene-shaped part, as a fraction of the output
-    f = min(1.0, max(0.5, cover))
-    return _even(width * f), _even(height * f)
-
-
-def _prepare_planes(still: Path, width: int, height: int, zoom_max: float):  # -> ((Y, Cb, Cr), (rw, rh))
-    """The picture cover-fitted to the scene's shape at ``zoom_max`` x the render size, as BT.709 4:2:0
-    planes, and that render size (see :func:`render_size`)."""
+def _prepare_planes(still: Path, width: int, height: int, zoom_max: float):  # -> (Y, Cb, Cr) uint8 arrays
+    """The picture cover-fitted to the scene's shape at ``zoom_max`` x the output size, as BT.709 4:2:0 planes."""
+    import numpy as np
     from PIL import Image, ImageOps
 
     try:
@@ -178,15 +179,14 @@ def _prepare_planes(still: Path, width: int, height: int, zoom_max: float):  # -
             picture = im.convert("RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise MediaError(f"the still does not decode as a picture ({type(exc).__name__})") from None
-    rw, rh = render_size(picture.size, width, height)
-    sw, sh = _even(rw * zoom_max), _even(rh * zoom_max)
+    sw, sh = _even(width * zoom_max), _even(height * zoom_max)
     scale = max(sw / picture.width, sh / picture.height)
     cw, ch = sw / scale, sh / scale  # the part of the picture that has the scene's shape, centred
     x0, y0 = max(0.0, (picture.width - cw) / 2), max(0.0, (picture.height - ch) / 2)  # float noise below 0
     box = (x0, y0, min(picture.width, x0 + cw), min(picture.height, y0 + ch))
     source = picture.resize((sw, sh), Image.Resampling.LANCZOS, box=box)
     y, cb, cr = source.convert("RGB", matrix=_BT709_LIMITED).split()
-    return (y, cb.reduce(2), cr.reduce(2)), (rw, rh)
+    return tuple(np.asarray(plane) for plane in (y, cb.reduce(2), cr.reduce(2)))
 
 
 def _frame_boxes(move: Move, frames: int, sw: int, sh: int) -> Iterator[tuple[float, float, float, float]]:
@@ -201,26 +201,22 @@ def _frame_boxes(move: Move, frames: int, sw: int, sh: int) -> Iterator[tuple[fl
 
 
 def _render_frames(planes, move: Move, frames: int, width: int, height: int) -> Iterator[tuple[bytes, bytes, bytes]]:
-    """The frames' Y, Cb, Cr planes in order, resampled a few ahead on two threads."""
-    from PIL import Image
+    """The frames' Y, Cb, Cr planes in order: each plane's window warped to the frame (bilinear, sub-pixel)."""
+    import numpy as np
 
+    cv2 = _opencv()
     y, cb, cr = planes
-    area = Image.Resampling.BOX  # the window is never smaller than the frame: see the module's docstring
-
-    def one(box: tuple[float, float, float, float]) -> tuple[bytes, bytes, bytes]:
-        half = tuple(v / 2 for v in box)
-        return (y.resize((width, height), area, box=box).tobytes(),
-                cb.resize((width // 2, height // 2), area, box=half).tobytes(),
-                cr.resize((width // 2, height // 2), area, box=half).tobytes())
-
-    with ThreadPoolExecutor(RESAMPLE_THREADS, thread_name_prefix="motion") as pool:
-        pending: deque = deque()
-        for box in _frame_boxes(move, frames, y.width, y.height):
-            pending.append(pool.submit(one, box))
-            if len(pending) >= _LOOKAHEAD:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    for x0, y0, x1, y1 in _frame_boxes(move, frames, y.shape[1], y.shape[0]):
+        sx, sy = (x1 - x0) / width, (y1 - y0) / height
+        out = []
+        for plane, k, size in ((y, 1.0, (width, height)), (cb, 0.5, (width // 2, height // 2)),
+                               (cr, 0.5, (width // 2, height // 2))):
+            # Output pixel centre (u, v) samples the picture at the window's corner + (u + 1/2) * step, in the
+            # convention where pixel centres sit on whole numbers (hence the - 1/2).
+            m = np.array([[sx, 0.0, x0 * k + 0.5 * sx - 0.5], [0.0, sy, y0 * k + 0.5 * sy - 0.5]])
+            out.append(cv2.warpAffine(plane, m, size, flags=flags, borderMode=cv2.BORDER_REPLICATE).tobytes())
+        yield out[0], out[1], out[2]
 
 
 class _FifoFeeder:
@@ -289,16 +285,15 @@ def render_motion(
     if frames < 1 or width < 16 or height < 16 or width % 2 or height % 2:
         raise InputError(f"a motion clip needs at least one frame and an even size of 16 px or more, got "
                          f"{duration_s} s at {fps} fps, {width}x{height}")
-    planes, (rw, rh) = _prepare_planes(still, width, height, move.zoom_max)
+    planes = _prepare_planes(still, width, height, move.zoom_max)
     samples = round(frames / fps * AUDIO_SAMPLE_RATE)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".motion", dir=out.parent))
     fifo = work / "frames.yuv"
     os.mkfifo(fifo, 0o600)
     args = [
-        "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{rw}x{rh}", "-r", str(fps), "-i", str(fifo),
+        "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-r", str(fps), "-i", str(fifo),
         "-f", "lavfi", "-i", f"anullsrc=r={AUDIO_SAMPLE_RATE}:cl={AUDIO_LAYOUT}",
-        "-filter_complex", f"[0:v]scale={width}:{height}:flags=bicubic,setsar=1[v];"
-                           f"[1:a]atrim=end_sample={samples}[a]",
+        "-filter_complex", f"[0:v]setsar=1[v];[1:a]atrim=end_sample={samples}[a]",
         "-map", "[v]", "-map", "[a]",
         "-c:v", "libx264", *[x for k, v in INTERMEDIATE_X264.items() for x in (f"-{k}", v)],
         "-profile:v", "high", "-pix_fmt", "yuv420p", "-threads", FFMPEG_THREADS,
@@ -307,7 +302,7 @@ def render_motion(
         "-movflags", "+faststart", "-map_metadata", "-1", "-f", "mp4", str(out),
     ]
     try:
-        with _FifoFeeder(fifo, _render_frames(planes, move, frames, rw, rh), cancel) as feeder:
+        with _FifoFeeder(fifo, _render_frames(planes, move, frames, width, height), cancel) as feeder:
             run_ffmpeg(args, duration_s=frames / fps, on_progress=on_progress, cancel=cancel,
                        what="the motion clip", timeout_s=max(120.0, frames / fps * 20))
         if feeder.error is not None:

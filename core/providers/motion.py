@@ -36,7 +36,7 @@ from core.schemas import Capability
 __all__ = ["MotionVideoProvider", "MOTION_PREFIX", "motion_id", "can_move"]
 
 MOTION_PREFIX = "motion:"
-# Rendering a motion clip is CPU-bound (Pillow resampling and x264): one per core, whatever the
+# Rendering a motion clip is CPU-bound (mostly x264; the warp is ~1 ms a frame): one per core, whatever the
 # chain's per-provider limits let through (those bound the image vendor's calls).
 _RENDER_SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 2))
 _STILL_SHARE = 0.6  # of the attempt's progress: the picture, then the move

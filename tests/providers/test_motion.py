@@ -140,6 +140,76 @@ def test_motion_rerun_gives_the_same_clip(still: Path, tmp_path: Path) -> None:
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
 
 
+def _blob_picture(path: Path, size: tuple[int, int], centre: tuple[float, float], sigma: float) -> None:
+    """A grey picture with one bright Gaussian blob whose centre is ``centre`` in picture pixels (edges at 0)."""
+    import numpy as np
+    from PIL import Image
+
+    w, h = size
+    xs, ys = np.arange(w) + 0.5, np.arange(h) + 0.5  # pixel centres, in edge coordinates
+    blob = np.exp(-((xs[None, :] - centre[0]) ** 2 + (ys[:, None] - centre[1]) ** 2) / (2 * sigma**2))
+    grey = (40 + 180 * blob).round().astype(np.uint8)
+    Image.fromarray(np.dstack([grey] * 3)).save(path)
+
+
+def _luma_frames(clip: Path, width: int, height: int):  # -> list of 2-D uint8 arrays
+    import numpy as np
+
+    from core.media.ffmpeg import run_ffmpeg
+
+    raw = clip.with_suffix(".y")
+    run_ffmpeg(["-i", str(clip), "-map", "0:v:0", "-vf", "extractplanes=y", "-f", "rawvideo", str(raw)],
+               what="the test's luma frames")
+    data = np.frombuffer(raw.read_bytes(), np.uint8)
+    return list(data.reshape(-1, height, width))
+
+
+def _centroid(frame) -> tuple[float, float]:  # noqa: ANN001 - a 2-D array; pixel centres at whole numbers
+    import numpy as np
+
+    weight = np.clip(frame.astype(np.float64) - 60.0, 0.0, None)
+    ys, xs = np.indices(frame.shape)
+    return float((xs * weight).sum() / weight.sum()), float((ys * weight).sum() / weight.sum())
+
+
+@pytest.mark.parametrize("window", [(0.5, 0.5, 1.0), (0.41, 0.56, 1.07), (0.63, 0.47, 1.15)])
+def test_motion_frames_show_the_window_at_its_exact_position(tmp_path: Path,
+                                                             window: tuple[float, float, float]) -> None:
+    # A held window (start == end) over a picture with one blob: where the blob lands in the decoded frame
+    # is where the geometry says, to a twentieth of a pixel (sampling at pixel edges instead of centres
+    # would put it 0.075 px off in the first window).
+    w, h, zoom_max = 320, 180, 1.15
+    pw, ph = 960, 540
+    centre = (0.55 * pw + 0.3, 0.48 * ph - 0.2)
+    still = tmp_path / "blob.png"
+    _blob_picture(still, (pw, ph), centre, sigma=12.0)
+    move = motion.Move(kind="held", start=window, end=window, zoom_max=zoom_max)
+    out = tmp_path / "held.mp4"
+    motion.render_motion(still, out, move=move, duration_s=0.2, width=w, height=h)
+    sw, sh = motion._even(w * zoom_max), motion._even(h * zoom_max)
+    (x0, y0, x1, y1), = set(motion._frame_boxes(move, 6, sw, sh))
+    # The blob's centre in the prepared picture, then in the frame (edge coordinates -> pixel-centre ones).
+    fx, fy = centre[0] * sw / pw, centre[1] * sh / ph
+    expected = ((fx - x0) * w / (x1 - x0) - 0.5, (fy - y0) * h / (y1 - y0) - 0.5)
+    for frame in _luma_frames(out, w, h):
+        got = _centroid(frame)
+        assert got == pytest.approx(expected, abs=0.05), (got, expected)
+
+
+def test_motion_without_opencv_is_unavailable_with_the_reason(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` raises ImportError
+    reason = motion.motion_supported()
+    assert reason is not None and "OpenCV (opencv-python-headless)" in reason
+    settings = Settings.from_env({"YTAP_HOME": str(tmp_path / "home"), "YTAP_SD_BASE_URL": "http://127.0.0.1:9"})
+    assert _sd(settings).unavailable_reason() == reason
+    with pytest.raises(MediaError, match="OpenCV"):
+        _render(tmp_path / "never-read.png", tmp_path / "clip.mp4")
+    assert not (tmp_path / "clip.mp4").exists()
+
+
 def test_motion_undecodable_still_is_a_media_error(tmp_path: Path) -> None:
     bad = tmp_path / "still.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
