@@ -35,6 +35,7 @@ __all__ = [
     "font_path",
     "font_facts",
     "truetype",
+    "right_to_left",
 ]
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
@@ -197,6 +198,15 @@ def script_of(ch: str) -> str | None:
         if lo <= cp <= hi:
             return name
     return None
+
+
+def right_to_left(text: str) -> bool:
+    """Whether ``text`` runs right to left as a whole: its first letter is Arabic or Hebrew (the base
+    direction FriBiDi and libass give a paragraph, rule P2 of the Unicode bidi algorithm, for letters)."""
+    for ch in text:
+        if ch.isalpha():
+            return script_of(ch) in ("arabic", "hebrew")
+    return False
 
 
 def _cjk_order(text: str, language: str | None) -> list[str]:

@@ -137,7 +137,10 @@ def _grain(img: Image.Image, sigma: float, seed: bytes) -> Image.Image:
 def render_background(title: str, style: str | None = None, *, align: str = "left") -> Image.Image:
     """A designed 1280x720 RGB background, deterministic in (title, style); ``title`` is any text
     that seeds the design (the local provider passes the image prompt), ``align`` the side the
-    title will take (the glow and motif go to the other side)."""
+    title will take (the glow and motif go to the other side): "left", "center", or "right" (the
+    left design mirrored, for a title that runs right to left)."""
+    if align == "right":
+        return ImageOps.mirror(render_background(title, style, align="left"))
     text, _ = accept_text(title)
     seed = _seed(text, style)
     pal = choose_palette(text, style)

@@ -12,7 +12,7 @@ import io
 import logging
 from pathlib import Path
 
-from PIL import Image, ImageChops, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
 
 from core.media.formats import THUMBNAIL_MAX_BYTES
 from core.errors import MediaError, StorageError
@@ -37,9 +37,9 @@ def _scrim(img: Image.Image, lay: TitleLayout, color: RGB, strength: float, *, p
     for x0, y0, x1, y1 in lay.boxes if per_line else (lay.block_box,):
         d.rounded_rectangle((x0 - pad, y0 - pad, x1 + pad, y1 + pad), radius=pad, fill=255)
     box = box.filter(ImageFilter.GaussianBlur(max(30, lay.font_size * 0.6)))
-    if lay.align == "left":
+    if lay.align in ("left", "right"):
         side = _ramp([1.0, 0.85, 0.5, 0.2, 0.0, 0.0])
-        box = ImageChops.lighter(box, _scale(side, 0.8))
+        box = ImageChops.lighter(box, _scale(side if lay.align == "left" else ImageOps.mirror(side), 0.8))
     return _tint(img, color, _scale(box, strength))
 
 
@@ -116,6 +116,8 @@ def compose_thumbnail(
     pal = choose_palette(palette_key if palette_key is not None else accept_text(title)[0], style)
     if background is not None and designed:
         img = load_background(Path(background))
+        if lay.align == "right":  # a card designed with room for the title on the left: mirrored
+            img = ImageOps.mirror(img)
         img = _scrim(img, lay, pal.dark, 0.3, per_line=True)
     elif background is not None:
         img = load_background(Path(background))

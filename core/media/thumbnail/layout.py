@@ -20,7 +20,7 @@ from PIL import ImageFont
 
 from core.errors import InputError
 from core.media.formats import THUMBNAIL_SIZE
-from core.media.fonts import _phrases, face_for, font_path, truetype
+from core.media.fonts import _phrases, face_for, font_path, right_to_left, truetype
 from core.media.text import EMOJI_NOTE, as_written
 from core.media.thumbnail.style import _style_words
 
@@ -153,10 +153,14 @@ def accept_text(title: object, subtitle: object = None) -> tuple[str, str | None
     return _check_title(title), _check_subtitle(subtitle)
 
 
-def title_align(style: str | None) -> str:
-    """"left" or "center", as the style's words say (a designed background leaves room on that side)."""
+def title_align(style: str | None, text: str | None = None) -> str:
+    """"left" or "center", as the style's words say (a designed background leaves room on that side);
+    "right" instead of "left" for a ``text`` written right to left (Arabic, Hebrew), whose lines start
+    at the right edge."""
     words = set(_style_words(style))
-    return "center" if words & _CENTER_WORDS and "left" not in words else "left"
+    if words & _CENTER_WORDS and "left" not in words:
+        return "center"
+    return "right" if text is not None and right_to_left(text) else "left"
 
 
 def _subtitle_face(text: str) -> str:
@@ -194,7 +198,7 @@ class TitleLayout:
     line_boxes: tuple[Box, ...]
     title_box: Box
     uppercase: bool
-    align: str  # "left" | "center"
+    align: str  # "left" | "right" (a right-to-left title) | "center"
     highlight: str | None  # the emphasised word, as drawn
     subtitle: str | None = None
     subtitle_font_path: str | None = None
@@ -312,7 +316,7 @@ def _place(
         l, t, r, b = f.getbbox(line, stroke_width=sw, anchor="ls")
         if r - l > avail_w:
             return None
-        ox = sx0 - l if align == "left" else cx - (l + r) // 2
+        ox = sx0 - l if align == "left" else sx1 - r if align == "right" else cx - (l + r) // 2
         origins_x.append(ox)
         rel.append((ox + l, i * pitch + t, ox + r, i * pitch + b))
     # Lines without ascenders/caps (e.g. "…") must not make the block look shorter.
@@ -331,7 +335,7 @@ def _place(
         pill_w = round(sf.getlength(s_text)) + 2 * pad_x
         pill_h = s_cap + 2 * pad_y
         pill_top = title_bottom + max(14, round(size * 0.22))
-        px0 = sx0 if align == "left" else cx - pill_w // 2
+        px0 = sx0 if align == "left" else sx1 - pill_w if align == "right" else cx - pill_w // 2
         sub = (s_text, s_size, px0, pill_top, pill_w, pill_h, pad_x, pad_y, s_cap)
         block_bottom = pill_top + pill_h
 
@@ -478,7 +482,7 @@ def layout_title(
     if sub:
         sub = _drop_missing_glyphs(sub, _subtitle_face(sub))
     words = set(_style_words(style))
-    align = title_align(style)
+    align = title_align(style, text)
     if words & _UPPER_WORDS:
         lay = _layout_text(_upper(text), fpath, uppercase=True, align=align, subtitle=sub)
     elif words & _KEEPCASE_WORDS:

@@ -142,6 +142,47 @@ def test_thumbnail_draws_the_title_in_its_face(script: str) -> None:
     assert _bright(text, 230) > 2000  # white type, not an empty box
 
 
+def _ink_columns(img: Image.Image, box: tuple[int, int, int, int]) -> tuple[int, int]:
+    """The leftmost and rightmost columns of white type inside ``box`` of a composed thumbnail."""
+    x0, y0, x1, y1 = box
+    white = img.crop(box).convert("L").point(lambda v: 255 if v > 235 else 0)
+    l, _, r, _ = white.getbbox()
+    return x0 + l, x0 + r
+
+
+@needs_raqm
+@pytest.mark.parametrize("script", ["arabic", "hebrew"])
+def test_a_right_to_left_title_starts_at_the_right_edge(script: str) -> None:
+    from core.media.thumbnail import SAFE_BOX, render_background
+
+    lay = layout_title(SAMPLES[script], "وثائقي" if script == "arabic" else None)
+    assert lay.align == "right"
+    assert len(lay.line_boxes) > 1 and {box[2] for box in lay.line_boxes} == {SAFE_BOX[2]}  # every line flush right
+    assert lay.subtitle_box is None or lay.subtitle_box[2] == SAFE_BOX[2]
+    # On pixels: each line's white type ends at the same column, by the right edge (less the dark stroke),
+    # and the shorter line starts further right.
+    plain = layout_title(SAMPLES[script], style="plain")
+    img = compose_thumbnail(title=SAMPLES[script], style="plain")
+    ink = [_ink_columns(img, (0, box[1], 1280, box[3])) for box in plain.line_boxes]
+    rights, lefts = [r for _, r in ink], [left for left, _ in ink]
+    assert max(rights) - min(rights) <= 12 and max(rights) >= SAFE_BOX[2] - plain.stroke_width - 16, ink
+    assert max(lefts) - min(lefts) > 60, ink
+    # The designed background leaves the room on the right: the left design, mirrored.
+    mirrored = render_background("ocean", None, align="right")
+    assert ImageChops.difference(mirrored, render_background("ocean", None, align="left").transpose(
+        Image.Transpose.FLIP_LEFT_RIGHT)).getbbox() is None
+
+
+def test_left_to_right_titles_keep_their_side_and_centred_styles_stay_centred() -> None:
+    from core.media.thumbnail import SAFE_BOX, title_align
+
+    assert layout_title(SAMPLES["latin"]).align == "left"
+    assert {box[0] for box in layout_title(SAMPLES["cyrillic"]).line_boxes} == {SAFE_BOX[0]}
+    assert layout_title(SAMPLES["arabic"], style="centered").align == "center"
+    assert title_align(None, "2024: " + SAMPLES["hebrew"]) == "right"  # digits and punctuation carry no direction
+    assert title_align(None, "YouTube " + SAMPLES["arabic"]) == "left"  # the first letter decides (bidi rule P2)
+
+
 @needs_raqm
 @pytest.mark.parametrize("prompt,face", [("東京の夜景を見下ろす高層ビルの屋上", "CJKjp"),
                                          ("منارة على ساحل صخري عند الفجر", "Arabic")])
