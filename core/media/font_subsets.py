@@ -11,7 +11,11 @@ What it keeps, and why:
 
 * Arabic, Hebrew, Devanagari, Thai (Noto Sans <script> Bold): every glyph the font has for
   its script's blocks (the fonts are small), and every layout feature, so HarfBuzz still
-  joins Arabic, forms Devanagari conjuncts and places Thai marks.
+  joins Arabic, forms Devanagari conjuncts and places Thai marks. Merged with Noto Sans
+  Bold's Latin (Basic Latin, Latin-1, Latin Extended-A, with its kerning; ~54 kB): a title
+  or caption in these scripts often carries a Latin word ("Python", "iPhone 16"), and Pillow
+  draws a line in one face, so the face must have both. Where both fonts have a character
+  (digits, punctuation), the script font's glyph is kept. The CJK fonts have Latin already.
 * CJK (Noto Sans CJK Bold, one face per region, because a Han character's shape differs
   between Japan, mainland China, Taiwan and Korea): the characters of the national
   standard character sets that Python's codecs enumerate, with no word list needed:
@@ -43,6 +47,9 @@ NOTO = Path("/usr/share/fonts/truetype/noto")
 NOTO_CJK = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc")
 
 COMMON = [*range(0x20, 0x7F), 0xA0, *range(0x2000, 0x2070), 0x25CC]  # ASCII, general punctuation, dotted circle
+#: What the small script faces take from Noto Sans Bold: Basic Latin, Latin-1, Latin Extended-A, the euro sign.
+LATIN_SOURCE = NOTO / "NotoSans-Bold.ttf"
+LATIN = [*range(0x20, 0x7F), *range(0xA0, 0x180), *range(0x2000, 0x2070), 0x20AC]
 
 
 def _r(a: int, b: int) -> list[int]:
@@ -155,16 +162,40 @@ def _options(cjk: bool) -> subset.Options:
     return options
 
 
-def build(out_dir: Path = HERE) -> list[tuple[str, int]]:
+def _subset(font: TTFont, cps: list[int], *, cjk: bool) -> TTFont:
     from fontTools import subset
 
+    sub = subset.Subsetter(_options(cjk=cjk))
+    sub.populate(unicodes=sorted(set(cps)))
+    sub.subset(font)
+    return font
+
+
+def _with_latin(font: TTFont) -> TTFont:
+    """``font`` merged with Noto Sans Bold's Latin (same 1000 units per em); ``font`` first, so its glyphs
+    win where both have a character."""
+    import tempfile
+
+    from fontTools.merge import Merger
+    from fontTools.ttLib import TTFont
+
+    latin = _subset(TTFont(LATIN_SOURCE), LATIN, cjk=False)
+    with tempfile.TemporaryDirectory(prefix="ytap-fonts-") as tmp:
+        first, second = Path(tmp) / "script.ttf", Path(tmp) / "latin.ttf"
+        font.save(first)
+        latin.save(second)
+        return Merger().merge([str(first), str(second)])
+
+
+def build(out_dir: Path = HERE) -> list[tuple[str, int]]:
     sizes = []
     for file, source, index, family, cps, covers in SUBSETS:
         font = _load(source, index)
         source_name = font["name"].getDebugName(4)
-        sub = subset.Subsetter(_options(cjk=index is not None))
-        sub.populate(unicodes=sorted(set(cps)))
-        sub.subset(font)
+        font = _subset(font, cps, cjk=index is not None)
+        if index is None:  # the small script faces: with Latin (the CJK ones have it)
+            font = _with_latin(font)
+            covers += ", with Noto Sans Bold's Latin"
         _rename(font, family, covers, source_name)
         out = out_dir / file
         font.save(out)

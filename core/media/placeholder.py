@@ -39,7 +39,7 @@ import ffmpeg  # ffmpeg-python: the filter graph is data until the argument list
 
 from core.errors import InputError
 from core.media.ffmpeg import requires, run_ffmpeg
-from core.media.fonts import _phrases, face_for, font_path
+from core.media.fonts import _phrases, face_for, font_path, right_to_left
 from core.media.formats import (
     AUDIO_CHANNELS,
     AUDIO_LAYOUT,
@@ -267,6 +267,7 @@ class _Layer:
     shadow_offset: int
     shadow_sigma: float
     bar: tuple[int, int, int, int] | None = None  # x, y, w, h inside the band
+    direction: str | None = None  # "rtl" for a line of a right-to-left prompt (None: as its own text says)
 
 
 @dataclass(frozen=True)
@@ -280,7 +281,7 @@ class _Layout:
 
 def _band(
     text: str, *, role: str, size: int, color: str, baseline: int, width: int, height: int,
-    extra_below: int = 0, min_text_w: int = 0, bar: tuple[int, int] | None = None,
+    extra_below: int = 0, min_text_w: int = 0, bar: tuple[int, int] | None = None, direction: str | None = None,
 ) -> _Layer:
     """The band around one centred line of text whose baseline is at ``baseline``."""
     font = _font(role, size)
@@ -301,7 +302,7 @@ def _band(
         local_bar = ((w - bar_w) // 2, baseline + extra_below - bar_h - y, bar_w, bar_h)
     return _Layer(
         text=text, role=role, size=size, color=color, x=x, y=y, w=w, h=h,
-        baseline=baseline - y, shadow_offset=offset, shadow_sigma=sigma, bar=local_bar,
+        baseline=baseline - y, shadow_offset=offset, shadow_sigma=sigma, bar=local_bar, direction=direction,
     )
 
 
@@ -380,10 +381,12 @@ def _layout(prompt: str, scene_index: int, width: int, height: int, accent: str 
         width=width, height=height, extra_below=gap_label_bar + bar_h, min_text_w=bar_w,
         bar=(bar_w, bar_h),
     )
+    # Every line of a right-to-left prompt runs right to left, also one that starts with a Latin word.
+    direction = "rtl" if right_to_left(text) else None
     title = [
         _band(
             line, role=role, size=size, color="white", baseline=first + i * line_height,
-            width=width, height=height,
+            width=width, height=height, direction=direction,
         )
         for i, line in enumerate(lines)
     ]
@@ -435,7 +438,8 @@ def _band_image(layer: _Layer):  # -> PIL.Image.Image
     off = layer.shadow_offset
     shadow = Image.new("L", (layer.w, layer.h), 0)
     sd = ImageDraw.Draw(shadow)
-    sd.text((layer.w / 2 + off, layer.baseline + off), layer.text, font=font, fill=158, anchor="ms")  # 62 %
+    sd.text((layer.w / 2 + off, layer.baseline + off), layer.text, font=font, fill=158, anchor="ms",  # 62 %
+            direction=layer.direction)
     if layer.bar is not None:
         bx, by, bw, bh = layer.bar
         sd.rectangle((bx + off, by + off, bx + off + bw - 1, by + off + bh - 1), fill=158)
@@ -443,7 +447,7 @@ def _band_image(layer: _Layer):  # -> PIL.Image.Image
     band = Image.new("RGBA", (layer.w, layer.h), (0, 0, 0, 0))
     band.putalpha(shadow)
     d = ImageDraw.Draw(band)
-    d.text((layer.w / 2, layer.baseline), layer.text, font=font, fill=color, anchor="ms")
+    d.text((layer.w / 2, layer.baseline), layer.text, font=font, fill=color, anchor="ms", direction=layer.direction)
     if layer.bar is not None:
         bx, by, bw, bh = layer.bar
         d.rectangle((bx, by, bx + bw - 1, by + bh - 1), fill=color)

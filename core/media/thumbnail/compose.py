@@ -55,7 +55,8 @@ def _draw_text(img: Image.Image, lay: TitleLayout, pal: Palette, *, all_highligh
     for (ox, oy), line in zip(lay.origins, lay.lines):
         # A right-to-left line is drawn whole: its words run leftwards, which only the layout
         # engine (FriBiDi) orders; drawn word by word they would read backwards.
-        parts = [line] if any(script_of(c) in ("arabic", "hebrew") for c in line) else line.split(" ")
+        rtl = lay.direction == "rtl" or any(script_of(c) in ("arabic", "hebrew") for c in line)
+        parts = [line] if rtl else line.split(" ")
         for i, w in enumerate(parts):
             prefix = " ".join(parts[:i]) + (" " if i else "")
             x = ox + round(f.getlength(prefix)) if i else ox
@@ -67,7 +68,8 @@ def _draw_text(img: Image.Image, lay: TitleLayout, pal: Palette, *, all_highligh
     sd = ImageDraw.Draw(shadow)
     off = max(3, round(lay.font_size * 0.05))
     for x, y, w, _ in words:
-        sd.text((x + off, y + off), w, font=f, fill=255, anchor="ls", stroke_width=sw, stroke_fill=255)
+        sd.text((x + off, y + off), w, font=f, fill=255, anchor="ls", stroke_width=sw, stroke_fill=255,
+                direction=lay.direction)
     halo = _scale(shadow.filter(ImageFilter.GaussianBlur(max(8, lay.font_size * 0.22))), 0.55)
     shadow = ImageChops.lighter(_scale(shadow.filter(ImageFilter.GaussianBlur(max(2, lay.font_size * 0.04))), 0.85), halo)
 
@@ -91,9 +93,10 @@ def _draw_text(img: Image.Image, lay: TitleLayout, pal: Palette, *, all_highligh
 
     # Strokes first, then fills, so no stroke ever bites into a neighbouring glyph.
     for x, y, w, _ in words:
-        d.text((x, y), w, font=f, fill=_STROKE_RGB, anchor="ls", stroke_width=sw, stroke_fill=_STROKE_RGB)
+        d.text((x, y), w, font=f, fill=_STROKE_RGB, anchor="ls", stroke_width=sw, stroke_fill=_STROKE_RGB,
+               direction=lay.direction)
     for x, y, w, fill in words:
-        d.text((x, y), w, font=f, fill=fill, anchor="ls")
+        d.text((x, y), w, font=f, fill=fill, anchor="ls", direction=lay.direction)
     return img
 
 

@@ -200,6 +200,7 @@ class TitleLayout:
     uppercase: bool
     align: str  # "left" | "right" (a right-to-left title) | "center"
     highlight: str | None  # the emphasised word, as drawn
+    direction: str | None = None  # "rtl": every line of a right-to-left title is laid out so (None: by its text)
     subtitle: str | None = None
     subtitle_font_path: str | None = None
     subtitle_size: int | None = None
@@ -301,6 +302,7 @@ def _place(
     uppercase: bool,
     align: str,
     subtitle: str | None,
+    direction: str | None = None,
 ) -> TitleLayout | None:
     """Lay ``lines`` out at ``size``; None if anything leaves the safe area or hits the badge."""
     f = _font(fpath, size)
@@ -313,7 +315,7 @@ def _place(
     rel: list[tuple[int, int, int, int]] = []  # ink boxes relative to (x origin, baseline 0)
     origins_x: list[int] = []
     for i, line in enumerate(lines):
-        l, t, r, b = f.getbbox(line, stroke_width=sw, anchor="ls")
+        l, t, r, b = f.getbbox(line, stroke_width=sw, anchor="ls", direction=direction)
         if r - l > avail_w:
             return None
         ox = sx0 - l if align == "left" else sx1 - r if align == "right" else cx - (l + r) // 2
@@ -370,6 +372,7 @@ def _place(
             uppercase=uppercase,
             align=align,
             highlight=None,
+            direction=direction,
             **s_fields,  # type: ignore[arg-type]
         )
 
@@ -390,12 +393,14 @@ def _place(
 
 
 def _fit(
-    tokens: Sequence[_Token], fpath: str, *, uppercase: bool, align: str, subtitle: str | None
+    tokens: Sequence[_Token], fpath: str, *, uppercase: bool, align: str, subtitle: str | None,
+    direction: str | None = None,
 ) -> TitleLayout | None:
     """The largest layout of ``tokens`` over 1..3 lines, or None if nothing fits at the minimum size."""
     best: TitleLayout | None = None
     for lines in _best_partitions(tokens, fpath):
-        place = functools.partial(_place, lines, fpath=fpath, uppercase=uppercase, align=align, subtitle=subtitle)
+        place = functools.partial(_place, lines, fpath=fpath, uppercase=uppercase, align=align, subtitle=subtitle,
+                                  direction=direction)
         lo, hi = MIN_TITLE_SIZE, MAX_TITLE_SIZE
         if best is not None:
             lo = best.font_size + 1  # only interested in beating it
@@ -502,11 +507,14 @@ def layout_title(
 
 
 def _layout_text(text: str, fpath: str, *, uppercase: bool, align: str, subtitle: str | None) -> TitleLayout:
+    # A line of a right-to-left title keeps that direction even when it starts with a Latin word
+    # ("Python في" reads Python first, at the right), which FriBiDi would not guess from the line alone.
+    direction = "rtl" if right_to_left(text) else None
     if len(text) > _MAX_TITLE_CHARS:
         text = text[:_MAX_TITLE_CHARS].rsplit(" ", 1)[0] + _ELLIPSIS
     # Words, and inside unspaced Japanese, Chinese and Thai their phrases (glued: no space between).
     tokens: list[_Token] = [(p, i > 0) for w in text.split(" ") for i, p in enumerate(_phrases(w, None))]
-    fit = functools.partial(_fit, fpath=fpath, uppercase=uppercase, align=align, subtitle=subtitle)
+    fit = functools.partial(_fit, fpath=fpath, uppercase=uppercase, align=align, subtitle=subtitle, direction=direction)
     lay = fit(tokens)
     if lay is None:
         tokens = _split_long_tokens(tokens, fpath)

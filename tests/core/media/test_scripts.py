@@ -109,6 +109,93 @@ def test_devanagari_forms_conjuncts() -> None:
     assert font.getlength("क्ष") < font.getlength("क") + font.getlength("्") + font.getlength("ष") - 5
 
 
+MIXED = {  # titles as people write them: the script with a Latin name in it
+    "arabic": "تاريخ Python في عشر دقائق",
+    "hebrew": "סודות iPhone 16 החדש",
+    "devanagari": "आईफोन iPhone 16 समीक्षा",
+    "thai": "รีวิว iPhone 16 ล่าสุด",
+}
+
+
+@needs_raqm
+@pytest.mark.parametrize("script", sorted(MIXED))
+def test_a_latin_word_in_another_script_draws_in_the_same_face(script: str, tmp_path: Path) -> None:
+    text = MIXED[script]
+    face = F.face_for(text, F.font_path("display"))
+    assert FACE[script] in face.name
+    cmap = TTFont(face).getBestCmap()
+    assert [c for c in text if not c.isspace() and ord(c) not in cmap] == []  # per fontTools, not our reader
+    font = ImageFont.truetype(str(face), 40)
+    notdef = _ink(font, "\U0010fffd").tobytes()
+    latin = sorted({c for c in text if c.isascii() and c.isalpha()})
+    inks = {c: _ink(font, c).tobytes() for c in latin}
+    assert all(ink != notdef and any(ink) for ink in inks.values()) and len(set(inks.values())) == len(latin)
+    # A thumbnail and a burned caption of it: made, with the Latin word's ink in them.
+    lay = layout_title(text, style="nocaps")
+    assert any("Python" in line or "iPhone" in line for line in lay.lines)
+    compose_thumbnail(title=text, style="nocaps")
+    word = "Python" if "Python" in text else "iPhone"
+    with_word, without = _burn(tmp_path, (text,), "with"), _burn(tmp_path, (text.replace(word, ""),), "without")
+    region = (0, 120, 320, 180)
+    assert _bright(with_word.crop(region), 230) > _bright(without.crop(region), 230) + 20
+
+
+def _where(drawn: Image.Image, piece: Image.Image) -> str:
+    """Which end of the line ``drawn`` (white on black) holds ``piece``'s ink: "left" or "right" (by the best
+    match of the piece's columns along the line)."""
+    import numpy as np
+
+    a, b = drawn.getbbox(), piece.getbbox()
+    line = np.asarray(drawn.crop((a[0], 0, a[2], drawn.height)), np.float64)
+    word = np.asarray(piece.crop((b[0], 0, b[2], piece.height)), np.float64)
+    w = word.shape[1]
+    cost = [np.abs(line[:, x:x + w] - word).mean() for x in range(line.shape[1] - w + 1)]
+    best = int(np.argmin(cost))
+    return "left" if best < (line.shape[1] - w) / 2 else "right"
+
+
+@needs_raqm
+def test_a_line_of_a_right_to_left_title_that_starts_with_a_latin_word_keeps_the_title_direction(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import ImageDraw
+
+    title = "تاريخ Python في عشر دقائق"
+    lay = layout_title(title, style="nocaps")
+    line = next(li for li in lay.lines if li.startswith("Python"))  # the wrap puts it first on its line
+    assert lay.direction == "rtl"
+    font = ImageFont.truetype(lay.font_path, 50)
+
+    def draw(text: str, direction: str | None) -> Image.Image:
+        img = Image.new("L", (1400, 120), 0)
+        ImageDraw.Draw(img).text((20, 20), text, font=font, fill=255, direction=direction)
+        return img
+
+    word = draw("Python", None)
+    # Drawn as the layout says, "Python" is read first, at the right; left to its own devices (the line's
+    # first letter is Latin), FriBiDi would have put it at the left.
+    assert _where(draw(line, lay.direction), word) == "right"
+    assert _where(draw(line, None), word) == "left"
+    # Every call that draws the title passes that direction on.
+    seen: list[tuple[str, str | None]] = []
+    real = ImageDraw.ImageDraw.text
+
+    def spy(self, xy, text, *args, **kwargs):  # noqa: ANN001, ANN202 - Pillow's signature
+        seen.append((text, kwargs.get("direction")))
+        return real(self, xy, text, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", spy)
+    compose_thumbnail(title=title, style="nocaps")
+    assert {d for t, d in seen if t == line} == {"rtl"}
+    seen.clear()
+    from core.media.placeholder import _band_image, _layout
+
+    card = _layout("منارة Python على ساحل صخري عند الفجر", 1, 640, 360)
+    assert {layer.direction for layer in card.title} == {"rtl"}
+    _band_image(card.title[0])
+    assert {d for t, d in seen if t == card.title[0].text} == {"rtl"}
+    assert {layer.direction for layer in _layout("Python على ساحل", 1, 640, 360).title} == {None}  # an LTR prompt
+
+
 def test_missing_glyph_is_a_clear_error_never_a_box() -> None:
     with pytest.raises(InputError, match=r"U\+B620"):  # 똠: outside KS X 1001's 2,350 syllables
         F.face_for("똠", F.font_path("display"))
