@@ -264,13 +264,17 @@ def build_ass(cues: Sequence[Cue], layout: CaptionLayout, overlays: Sequence[Ove
         "[Events]",
         "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
     ]
+    # A cue is a piece of a paragraph: in a narration that reads right to left, a cue that starts with a
+    # Latin word ("Python في عشر دقائق") must still run right to left, which libass would not guess from
+    # the cue alone. A right-to-left mark at the head of each line sets it.
+    mark = "\u200f" if _reads_right_to_left(cues) else ""
     for cue in cues:
         size, lines = _fit([as_written(line, font=L.font.path).text for line in cue.lines], L.font_size,
                            L.box_width, L.font)
         if not lines:
             continue
         prefix = f"{{\\fs{size}}}" if size != L.font_size else ""
-        text = "\\N".join(_ass_runs(" ".join(line.split()), size, L.font) for line in lines)
+        text = "\\N".join(mark + _ass_runs(" ".join(line.split()), size, L.font) for line in lines)
         out.append(f"Dialogue: 0,{_ass_time(cue.start_ms)},{_ass_time(max(cue.end_ms, cue.start_ms + 10))},"
                    f"Caption,,0,0,0,,{prefix}{text}")
     for ov in overlays:
@@ -289,6 +293,20 @@ def build_ass(cues: Sequence[Cue], layout: CaptionLayout, overlays: Sequence[Ove
                    f"{margin_v},,{{{tags}}}" + "\\N".join(_ass_runs(" ".join(line.split()), size, L.font)
                                                              for line in lines))
     return "\n".join(out) + "\n"
+
+
+def _reads_right_to_left(cues: Sequence[Cue]) -> bool:
+    """Whether the captions, as a whole, are right-to-left text: most of their letters are Arabic or Hebrew."""
+    rtl = other = 0
+    for cue in cues:
+        for line in cue.lines:
+            for ch in line:
+                if ch.isalpha():
+                    if script_of(ch) in ("arabic", "hebrew"):
+                        rtl += 1
+                    else:
+                        other += 1
+    return rtl > other
 
 
 def text_width_px(text: str, size: int, font: CaptionFont = DEFAULT_CAPTION_FONT) -> float:

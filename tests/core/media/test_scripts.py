@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import pytest
 from fontTools.ttLib import TTFont
-from PIL import Image, ImageChops, ImageFont, features
+from PIL import Image, ImageChops, ImageFilter, ImageFont, features
 
 from core.errors import InputError
 from core.media import fonts as F
@@ -141,17 +141,18 @@ def test_a_latin_word_in_another_script_draws_in_the_same_face(script: str, tmp_
 
 
 def _where(drawn: Image.Image, piece: Image.Image) -> str:
-    """Which end of the line ``drawn`` (white on black) holds ``piece``'s ink: "left" or "right" (by the best
-    match of the piece's columns along the line)."""
+    """Which end of the line ``drawn`` (light on black) holds ``piece``'s ink: "left" or "right" (the best
+    match of the piece's ink box anywhere in the line's)."""
     import numpy as np
 
     a, b = drawn.getbbox(), piece.getbbox()
-    line = np.asarray(drawn.crop((a[0], 0, a[2], drawn.height)), np.float64)
-    word = np.asarray(piece.crop((b[0], 0, b[2], piece.height)), np.float64)
-    w = word.shape[1]
-    cost = [np.abs(line[:, x:x + w] - word).mean() for x in range(line.shape[1] - w + 1)]
-    best = int(np.argmin(cost))
-    return "left" if best < (line.shape[1] - w) / 2 else "right"
+    line = np.asarray(drawn.crop((a[0], a[1] - 2, a[2], a[3] + 2)), np.float64)
+    word = np.asarray(piece.crop(b), np.float64)
+    h, w = word.shape
+    cost = {(x, y): np.abs(line[y:y + h, x:x + w] - word).mean()
+            for y in range(line.shape[0] - h + 1) for x in range(line.shape[1] - w + 1)}
+    best_x, _ = min(cost, key=cost.get)
+    return "left" if best_x < (line.shape[1] - w) / 2 else "right"
 
 
 @needs_raqm
@@ -307,6 +308,29 @@ def test_burned_captions_draw_each_script_with_no_system_font(tmp_path: Path, a:
     ink = [_bright(im.crop(region), 230) for im in (first, second)]
     assert min(ink) > 20
     assert ImageChops.difference(first.crop(region), second.crop(region)).getbbox() is not None
+
+
+@needs_raqm
+def test_a_caption_of_a_right_to_left_narration_that_starts_with_a_latin_word_runs_right_to_left(
+        tmp_path: Path) -> None:
+    def burn(cues: list[Cue], name: str) -> Image.Image:
+        layout = CaptionLayout.for_size(640, 360)
+        ass = tmp_path / f"{name}.ass"
+        ass.write_text(build_ass(cues, layout), encoding="utf-8")
+        conf = tmp_path / "fonts.conf"
+        conf.write_text(f'<?xml version="1.0"?><fontconfig><cachedir>{tmp_path}/fc</cachedir></fontconfig>')
+        png = tmp_path / f"{name}.png"
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-threads", "1", "-f", "lavfi", "-i", "color=c=black:s=640x360:d=1",
+                        "-vf", f"ass=filename={ass}:fontsdir={F.FONT_DIR}", "-frames:v", "1", "-y", str(png)],
+                       check=True, capture_output=True, env={"FONTCONFIG_FILE": str(conf), "PATH": "/usr/bin:/bin"})
+        return Image.open(png).convert("L").filter(ImageFilter.GaussianBlur(1.5))  # blind to sub-pixel placement
+
+    line = "Python في عشر"
+    word = burn([Cue(0, 1000, ("Python",))], "word")
+    arabic = [Cue(0, 1000, (line,)), Cue(1000, 2000, ("تعلم البرمجة خطوة بخطوة",))]  # an Arabic narration
+    english = [Cue(0, 1000, (line,)), Cue(1000, 2000, ("Learn to code step by step",))]
+    assert _where(burn(arabic, "arabic"), word) == "right"  # read first, on the right
+    assert _where(burn(english, "english"), word) == "left"  # the same cue in a left-to-right narration
 
 
 def test_caption_base_direction_follows_the_text() -> None:
