@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).parents[1]
-EXTRAS = ("temporalio", "psycopg", "psycopg_pool", "kokoro_onnx", "onnxruntime")
+EXTRAS = ("temporalio", "psycopg", "psycopg_pool", "kokoro_onnx", "onnxruntime", "sudachipy")
 
 CHILD = """
 import sys

@@ -77,6 +77,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import BadOutput, InputError, NotConfigured, OperationCancelled
+from core.media import japanese
 from core.media.ffmpeg import requires, run_ffmpeg
 from core.media.formats import AUDIO_SAMPLE_RATE, pitch_shift_filters
 from core.media.native_worker import NativeWorker
@@ -599,10 +600,16 @@ def _check_cancel(cancel: threading.Event | None) -> None:
 def _render(
     eng: _Facts, text: str, voice_name: str, wpm: int, cancel: threading.Event | None
 ) -> tuple[array, list[tuple[int, int]]]:
-    """One segment through the engine's worker: its samples and (text_position, sample) word events."""
+    """One segment through the engine's worker: its samples and (text_position, sample) word events.
+
+    Japanese with kanji is spoken from its kana reading (core.media.japanese); the events are moved
+    back onto the written text's positions."""
+    speech = None
+    if _is_japanese(voice_name) and japanese.needs_reading(text):
+        speech = japanese.spoken(text)  # NotConfigured without the `ja` extra: never "Chinese letter"
     result, blob = _WORKER.call(
         "render",
-        {"text": _engine_text(text), "voice": voice_name, "wpm": wpm},
+        {"text": _engine_text(speech.text if speech else text), "voice": voice_name, "wpm": wpm},
         timeout_s=_RENDER_TIMEOUT_S,
         cancel=cancel,
     )
@@ -610,7 +617,15 @@ def _render(
     pcm.frombytes(blob[: len(blob) - len(blob) % 2])
     if sys.byteorder == "big":  # the engine hands native shorts; WAV is little-endian
         pcm.byteswap()
-    return pcm, [(int(p), int(n)) for p, n in result["words"]]
+    events = [(int(p), int(n)) for p, n in result["words"]]
+    if speech is not None:  # 1-based engine positions, spoken -> written
+        events = [(speech.written_position(p - 1) + 1, n) for p, n in events]
+    return pcm, events
+
+
+def _is_japanese(voice_name: str) -> bool:
+    """Whether an identifier from :func:`_resolve_voice` ("jpx/ja", "jpx/ja+f3") is the Japanese voice."""
+    return voice_name.partition("+")[0].rsplit("/", 1)[-1].lower() == "ja"
 
 
 def _engine_text(text: str) -> str:

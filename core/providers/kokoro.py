@@ -39,6 +39,7 @@ import anyio.to_thread
 
 from core.config import Settings
 from core.errors import BadOutput, InputError, NotConfigured, Unavailable
+from core.media import japanese
 from core.media.native_worker import NativeWorker
 from core.providers._vendor import part_path
 from core.providers.base import CallContext, ProviderOutput, SpeechParts, SpeechSpec
@@ -226,8 +227,10 @@ class LocalKokoroSpeechProvider:
             try:
                 for n, text in enumerate(texts):
                     ctx.progress(0.9 * n / len(texts), f"kokoro: segment {n + 1} of {len(texts)}")
+                    # Its phonemizer is espeak-ng, which reads no kanji: Japanese goes in as its kana reading.
+                    said = japanese.spoken(text).text if lang == "ja" and japanese.needs_reading(text) else text
                     result, blob = _WORKER.call("speak", {"model": model, "voices": voices, "threads": _THREADS,
-                                                          "text": text, "voice": voice, "lang": lang,
+                                                          "text": said, "voice": voice, "lang": lang,
                                                           "speed": spec.speed},
                                                 timeout_s=600, cancel=ctx.cancel)
                     if not blob or len(blob) % 4:

@@ -179,6 +179,21 @@ def test_kokoro_picks_a_voice_per_language_and_refuses_one_it_cannot_speak(tmp_p
     assert "no voice for the language 'ko'" in failed.reason and korean.language == "ko"
 
 
+def test_kokoro_reads_japanese_kanji_from_their_kana_reading(tmp_path: Path, tiny: tuple[bytes, bytes]) -> None:
+    # The tiny model speaks 0.1 s per phoneme token, so the length tells what the phonemizer was given: the
+    # kanji sentence as long as the same words in kana (its espeak-ng phonemizer said "Chinese letter"
+    # for each kanji before: 21.3 s against 5.3 s).
+    _place(tmp_path, *tiny)
+    settings = _settings(tmp_path)
+    kanji = _narrate(settings, NarrationRequest(video_id="a", text="東京の夜景は本当に美しいです。",
+                                                providers=["local:kokoro"]))
+    kana = _narrate(settings, NarrationRequest(video_id="b", text="とうきょうのやけいはほんとうにうつくしいです。",
+                                               providers=["local:kokoro"]))
+    assert (kanji.provider, kanji.language, kanji.voice) == ("local:kokoro", "ja", "jf_alpha")
+    assert kanji.duration_s == pytest.approx(kana.duration_s, rel=0.15), (kanji.duration_s, kana.duration_s)
+    assert kanji.segments[0].text == "東京の夜景は本当に美しいです。"  # captions keep the written text
+
+
 def test_kokoro_weights_that_differ_from_the_pins_are_refused(tmp_path: Path, tiny: tuple[bytes, bytes]) -> None:
     model, voices = tiny
     _place(tmp_path, model[:-4] + b"\0\0\0\0", voices)  # same size, other bytes
