@@ -716,7 +716,9 @@ class Storyboard(_Model):
     narration: dict[str, Any] = Field(default_factory=dict)
     thumbnail: dict[str, Any] = Field(default_factory=dict)
     music: dict[str, Any] = Field(default_factory=dict)
-    final_video: dict[str, Any] = Field(default_factory=dict, description="with preview_uri, a light rendition")
+    final_video: dict[str, Any] = Field(default_factory=dict, description="with preview_uri, a light rendition; "
+                                        "stale, with stale_because (\"scene 2\", \"narration\", \"music\"), when "
+                                        "parts were made after it: assemble again to include them")
     credits: list[str] = Field(default_factory=list, description="lines the video's description must carry")
     totals: dict[str, Any] = Field(description="provider_report's totals")
     providers: dict[str, Any] = Field(description="configured provider ids (lists) by capability, to choose from")

@@ -93,9 +93,11 @@ def storyboard(rt: Runtime, workspace_id: str, video_id: str, *, preview_width: 
     final_out = None
     if final:
         props = final.props_of(FinalVideoProps)
+        changed = _made_after(final, rows)
         final_out = {**facts(final), "scenes": list(props.scenes),
                      "youtube_ready": props.youtube_readiness.ready if props.youtube_readiness else None,
-                     "deviations": props.youtube_readiness.deviations if props.youtube_readiness else []}
+                     "deviations": props.youtube_readiness.deviations if props.youtube_readiness else [],
+                     "stale": bool(changed), "stale_because": changed}
         if _usable(paths, final):
             final_out |= _rendition(paths, final, preview_width)
 
@@ -115,6 +117,14 @@ def storyboard(rt: Runtime, workspace_id: str, video_id: str, *, preview_width: 
 def _one(by_kind: dict[str, list[AssetRow]], kind: str) -> AssetRow | None:
     rows = by_kind.get(kind) or []
     return rows[-1] if rows else None
+
+
+def _made_after(final: AssetRow, rows: list[AssetRow]) -> list[str]:
+    """The parts of the video made after its final video ("scene 2", "narration", "music"): it does not show
+    them until it is assembled again."""
+    newer = [row for row in rows if row.kind in ("scene", "narration", "music") and row.created_at > final.created_at]
+    newer.sort(key=lambda row: (row.kind != "scene", row.kind, row.scene_index or 0))  # scenes first, in order
+    return [f"scene {row.scene_index}" if row.kind == "scene" else row.kind for row in newer]
 
 
 def _usable(paths: VideoPaths, row: AssetRow) -> bool:

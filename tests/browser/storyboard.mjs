@@ -147,6 +147,8 @@ try {
     return n && n.textContent.includes("the light begins its work");
   }, null, { timeout: 60000 });
   seen.sceneFourWords = await app.$$eval('.scene[data-index="4"] .word', (ws) => ws.length);
+  // Scene 2 and the narration were made after the assembly: the final video says it is out of date.
+  seen.staleNote = await app.$eval("#final .stale", (n) => n.textContent).catch(() => null);
   seen.toolCalls = await page.evaluate(() => window.toolCalls.map((c) => c.name));
   await shoot(page, app, `${shots}/storyboard-desktop-after.png`);
   await desktop.context.close();

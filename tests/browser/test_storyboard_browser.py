@@ -174,6 +174,8 @@ def test_storyboard_browser_renders_regenerates_and_escapes(runtime: Runtime, sd
     for tool in ("generate_scene", "make_thumbnail", "synthesize_narration"):
         assert seen["toolCalls"].count(tool) == 1, seen["toolCalls"]
     assert seen["sceneFourWords"] >= 8  # the new segment's words, timed
+    note = seen["staleNote"] or ""
+    assert note.startswith("Out of date: ") and "scene 2" in note and "narration" in note, note
     thumb = runtime.registry.assets.current("default", "coast", "thumbnail")[0]
     assert thumb.props.title == "Keeper of the light"  # type: ignore[attr-defined]
     assert any("succeeded" in p for p in seen["progress"]) or seen["regenerated"]

@@ -169,10 +169,16 @@ def test_review_video_final_preview_is_a_light_rendition(server: YtapServer) -> 
             await ok(client, "generate_scene", {"video_id": "short", "scene_index": i, "prompt": f"part {i}",
                                                 "duration_s": 1})
         final = await ok(client, "assemble_video", {"video_id": "short", "height": 720, "wait_seconds": 50})
-        return final, await ok(client, "review_video", {"video_id": "short"})
+        board = await ok(client, "review_video", {"video_id": "short"})
+        await ok(client, "generate_scene", {"video_id": "short", "scene_index": 2, "prompt": "part 2, again",
+                                            "duration_s": 1})
+        return final, board, await ok(client, "review_video", {"video_id": "short"})
 
-    final, board = _run(server, body, apps=True)
+    final, board, after_edit = _run(server, body, apps=True)
     preview = board["final_video"]
+    assert (preview["stale"], preview["stale_because"]) == (False, [])
+    # Scene 2 made again after the assembly: the final video no longer shows it, and the board says so.
+    assert (after_edit["final_video"]["stale"], after_edit["final_video"]["stale_because"]) == (True, ["scene 2"])
     assert preview["uri"] == "ytap://default/short/final_video.mp4" and preview["preview_width"] == 640
     path = server.runtime.paths("default", "short").root / preview["preview_uri"].split("/short/", 1)[1]
     info = probe(path)
