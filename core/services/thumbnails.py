@@ -25,7 +25,8 @@ from core.errors import BadOutput
 from core.assets.props import ThumbnailProps
 from core.jobs import JobHandle
 from core.media.formats import THUMBNAIL_MAX_BYTES, THUMBNAIL_SIZE
-from core.media.text import notes_for
+from core.media.fonts import face_for, font_facts
+from core.media.text import as_written, notes_for
 from core.media.thumbnail import render_thumbnail
 from core.providers.base import CallContext, Finish, ImageSpec, ProviderOutput
 from core.runtime import Runtime
@@ -106,8 +107,7 @@ def from_cache(rt: Runtime, plan: ThumbnailPlan, job_id: str | None = None) -> T
     row, attempts = cache.place_copy(rt, plan.hit, paths, paths.thumbnail, capability="image", scene_index=None,
                                      job_id=job_id)
     return ThumbnailResult(**asset_fields(paths, row, attempts, cached=True, into=ThumbnailResult), title=plan.request.title,
-                           font=plan.font.name,
-                           notes=notes_for(plan.request.title, plan.request.subtitle, font=plan.font.path))
+                           font=plan.font.name, notes=_notes(plan.request, plan.font))
 
 
 def _check_jpeg(path: Path) -> tuple[int, int]:
@@ -171,4 +171,16 @@ async def make_thumbnail(rt: Runtime, plan: ThumbnailPlan, handle: JobHandle) ->
         ))
     cache.remember(rt, plan.key, row, paths.thumbnail)
     return ThumbnailResult(**asset_fields(paths, row, output.attempts, into=ThumbnailResult), title=req.title, font=font.name,
-                           notes=notes_for(req.title, req.subtitle, font=font.path))
+                           notes=_notes(req, font))
+
+
+def _notes(req: ThumbnailRequest, font: ResolvedFont) -> list[str]:
+    """What the result says about the title as drawn: the text notes, and the face it is drawn in when that
+    is a bundled fallback (a script ``font`` has no glyphs for), so ``font`` is never taken for it."""
+    notes = notes_for(req.title, req.subtitle, font=font.path)
+    written = as_written(req.title, font=font.path).text
+    face = face_for(written, font.path) if written else font.path
+    if face != font.path:
+        notes.append(f"the title is drawn in the bundled {font_facts(face).family.removesuffix(' ytap')}: "
+                     f"{font.name} has no glyphs for its script")
+    return notes

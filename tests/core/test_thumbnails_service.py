@@ -109,3 +109,18 @@ def test_local_card_gets_its_title_from_the_service_too(rt: Runtime) -> None:
         lo, hi = made.convert("L").crop(box).getextrema()
     assert hi > 230 and lo < 40  # the title, white over a near-black stroke
     assert not (bare_hi > 230 and bare_lo < 40), "the provider's background must carry no title"
+
+
+def test_a_title_drawn_in_a_fallback_face_says_which(rt: Runtime) -> None:
+    """``font`` is the font asked for; a title in a script it lacks is drawn in a bundled Noto face, and the
+    result says so (a cache hit too) instead of letting ``font`` pass for it."""
+    def make(title: str, video: str) -> ThumbnailResult:
+        req = ThumbnailRequest(video_id=video, title=title, providers=["local:pillow"])
+        return anyio.run(thumbnails.make_thumbnail, rt, thumbnails.prepare(rt, req),
+                         JobHandle(job_id="job_" + "3" * 20, kind="make_thumbnail"))
+
+    arabic, again = make("أسرار المدن القديمة", "a"), make("أسرار المدن القديمة", "b")
+    note = "the title is drawn in the bundled Noto Sans Arabic: inter-display-black has no glyphs for its script"
+    assert arabic.font == "inter-display-black" and note in arabic.notes
+    assert again.cached and note in again.notes
+    assert not any("bundled" in n for n in make(TITLE, "c").notes)
