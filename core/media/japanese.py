@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import functools
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 
@@ -33,6 +34,9 @@ __all__ = ["Spoken", "needs_reading", "readings_unavailable", "spoken", "EXTRA_H
 
 EXTRA_HINT = "pip install 'ytap-mcp[ja]'"
 
+# A SudachiPy tokenizer refuses to be used by two threads at once ("Tokenizer is already in use"), and two
+# narrations can run at once: one tokenizer, one user at a time (a sentence takes well under a millisecond).
+_TOKENIZER_LOCK = threading.Lock()
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f\u3005\u3006]")  # + 々 〆
 _SPOKEN_PARTICLES = {"は": "ワ", "へ": "エ"}
 _O_ROW = set("オコゴソゾトドノホボポモヨョロヲ")
@@ -116,15 +120,18 @@ def spoken(text: str) -> Spoken:
     starts: list[int] = []
     origins: list[int] = []
     length = 0
-    for m in _tokenizer().tokenize(text, SplitMode.C):
-        said = _say(m.surface(), m.reading_form(), tuple(m.part_of_speech()))
+    with _TOKENIZER_LOCK:
+        morphemes = [(m.surface(), m.reading_form(), tuple(m.part_of_speech()), m.begin())
+                     for m in _tokenizer().tokenize(text, SplitMode.C)]
+    for surface, reading, pos, begin in morphemes:
+        said = _say(surface, reading, pos)
         if not said:
             continue
         if pieces:
             pieces.append(" ")
             length += 1
         starts.append(length)
-        origins.append(m.begin())
+        origins.append(begin)
         pieces.append(said)
         length += len(said)
     return Spoken(text="".join(pieces), starts=tuple(starts), origins=tuple(origins))

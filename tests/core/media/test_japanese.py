@@ -69,3 +69,13 @@ def test_without_the_extra_the_local_voices_refuse_kanji_with_the_command(monkey
         assert probe(tmp_path / "kana.wav").duration_s > 0.3
     finally:
         japanese._tokenizer.cache_clear()
+
+
+def test_readings_from_several_threads_at_once() -> None:
+    # SudachiPy's tokenizer raises "Tokenizer is already in use" when two threads call it together; two
+    # narrations can run at once.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        texts = list(pool.map(lambda _: japanese.spoken(SENTENCE).text, range(400)))
+    assert set(texts) == {"トーキョー ノ ヤケー ワ ホントー ニ ウツクシイ デス 。"}
