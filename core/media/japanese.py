@@ -109,6 +109,25 @@ def _say(surface: str, reading: str, pos: tuple[str, ...]) -> str:
     return _long_vowels(reading) if pos[0] in ("名詞", "代名詞", "接頭辞", "接尾辞") else reading
 
 
+# SudachiPy refuses an input of more than 49,149 UTF-8 bytes ("Input is too long"); a narration segment
+# may hold 20,000 characters (60 kB of kana and kanji). Longer text is read in pieces cut after a sentence.
+_PIECE_CHARS = 12_000  # x 4 bytes at most per character: under the limit
+_SENTENCE_END = re.compile(r"[。！？!?\n]")
+
+
+def _pieces(text: str) -> list[tuple[int, str]]:
+    """``text`` as (offset, piece) pairs of at most _PIECE_CHARS characters, cut after a sentence's end
+    where there is one in the piece's second half."""
+    out, start = [], 0
+    while len(text) - start > _PIECE_CHARS:
+        end = start + _PIECE_CHARS
+        cut = max((m.end() for m in _SENTENCE_END.finditer(text, start + _PIECE_CHARS // 2, end)), default=end)
+        out.append((start, text[start:cut]))
+        start = cut
+    out.append((start, text[start:]))
+    return out
+
+
 def spoken(text: str) -> Spoken:
     """``text`` as the engine should read it. Raises NotConfigured without the ``ja`` extra."""
     reason = readings_unavailable()
@@ -120,9 +139,11 @@ def spoken(text: str) -> Spoken:
     starts: list[int] = []
     origins: list[int] = []
     length = 0
-    with _TOKENIZER_LOCK:
-        morphemes = [(m.surface(), m.reading_form(), tuple(m.part_of_speech()), m.begin())
-                     for m in _tokenizer().tokenize(text, SplitMode.C)]
+    morphemes = []
+    for offset, piece in _pieces(text):
+        with _TOKENIZER_LOCK:
+            morphemes += [(m.surface(), m.reading_form(), tuple(m.part_of_speech()), offset + m.begin())
+                          for m in _tokenizer().tokenize(piece, SplitMode.C)]
     for surface, reading, pos, begin in morphemes:
         said = _say(surface, reading, pos)
         if not said:

@@ -79,3 +79,13 @@ def test_readings_from_several_threads_at_once() -> None:
     with ThreadPoolExecutor(4) as pool:
         texts = list(pool.map(lambda _: japanese.spoken(SENTENCE).text, range(400)))
     assert set(texts) == {"トーキョー ノ ヤケー ワ ホントー ニ ウツクシイ デス 。"}
+
+
+def test_a_segment_longer_than_the_dictionary_takes_is_read_in_pieces() -> None:
+    # SudachiPy refuses more than 49,149 bytes at once; a narration segment may hold 20,000 characters.
+    text = SENTENCE * 1300  # 19,500 characters, 58,500 bytes
+    said = japanese.spoken(text)
+    assert said.text == " ".join(["トーキョー ノ ヤケー ワ ホントー ニ ウツクシイ デス 。"] * 1300)
+    last = said.text.rindex("ウツクシイ")
+    k = said.written_position(last)
+    assert text[k:k + 3] == "美しい" and k > len(text) - 15  # positions carry across the pieces
