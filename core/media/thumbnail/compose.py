@@ -52,6 +52,7 @@ def _draw_text(img: Image.Image, lay: TitleLayout, pal: Palette, *, all_highligh
     sw = lay.stroke_width
     # Words with their x offsets; both passes use the same positions.
     words: list[tuple[int, int, str, RGB]] = []
+    accents: list[tuple[int, int, str, tuple[int, int]]] = []  # a right-to-left line's highlighted word: x span
     for (ox, oy), line in zip(lay.origins, lay.lines):
         # A right-to-left line is drawn whole: its words run leftwards, which only the layout
         # engine (FriBiDi) orders; drawn word by word they would read backwards.
@@ -62,6 +63,9 @@ def _draw_text(img: Image.Image, lay: TitleLayout, pal: Palette, *, all_highligh
             x = ox + round(f.getlength(prefix)) if i else ox
             fill = pal.highlight if (all_highlight or w == lay.highlight) else _WHITE
             words.append((x, oy, w, fill))
+        span = _rtl_word_span(f, line, lay.highlight, lay.direction) if rtl and not all_highlight else None
+        if span and len(parts) == 1 and parts[0] != lay.highlight:
+            accents.append((ox, oy, line, span))
 
     # Soft drop shadow: the stroked text, blurred and offset, plus a wide halo.
     shadow = Image.new("L", (WIDTH, HEIGHT), 0)
@@ -97,7 +101,27 @@ def _draw_text(img: Image.Image, lay: TitleLayout, pal: Palette, *, all_highligh
                direction=lay.direction)
     for x, y, w, fill in words:
         d.text((x, y), w, font=f, fill=fill, anchor="ls", direction=lay.direction)
+    for x, y, line, (a, b) in accents:  # the line's fill again in the highlight colour, only over its word
+        mask = Image.new("L", (WIDTH, HEIGHT), 0)
+        ImageDraw.Draw(mask).text((x, y), line, font=f, fill=255, anchor="ls", direction=lay.direction)
+        keep = Image.new("L", (WIDTH, HEIGHT), 0)
+        ImageDraw.Draw(keep).rectangle((x + a, 0, x + b, HEIGHT), fill=255)
+        img.paste(pal.highlight, (0, 0), ImageChops.multiply(mask, keep))
     return img
+
+
+def _rtl_word_span(f, line: str, word: str | None, direction: str | None) -> tuple[int, int] | None:  # noqa: ANN001
+    """Where ``word`` lies in a right-to-left ``line`` drawn from x = 0, or None when that cannot be told
+    from widths alone. Words of Arabic or Hebrew run leftwards from the right end in the order they are
+    written (they do not join across a space), so a word's right edge is the line's width less the width
+    of the words before it; a Latin run inside the line is laid out left to right and breaks that rule."""
+    parts = line.split(" ")
+    if not word or word not in parts or any(c.isalpha() and script_of(c) not in ("arabic", "hebrew") for c in line):
+        return None
+    i = parts.index(word)
+    right = f.getlength(line, direction=direction) - (f.getlength(" ".join(parts[:i]) + " ", direction=direction)
+                                                       if i else 0.0)
+    return round(right - f.getlength(word, direction=direction)) - 2, round(right) + 2
 
 
 def compose_thumbnail(

@@ -261,6 +261,31 @@ def test_a_right_to_left_title_starts_at_the_right_edge(script: str) -> None:
         Image.Transpose.FLIP_LEFT_RIGHT)).getbbox() is None
 
 
+@needs_raqm
+def test_a_right_to_left_title_highlights_its_word_inside_a_line(tmp_path: Path) -> None:
+    # A right-to-left line is drawn whole (so FriBiDi orders it); the highlighted word is coloured where it
+    # lies in the line, the rest of the line stays white.
+    import numpy as np
+
+    from core.media.thumbnail.compose import _rtl_word_span
+    from core.media.thumbnail.style import choose_palette
+
+    title = "أسرار المدن القديمة في الصحراء"
+    lay = layout_title(title)
+    line_no = next(i for i, line in enumerate(lay.lines) if lay.highlight in line.split(" ") and line != lay.highlight)
+    line, (ox, _), box = lay.lines[line_no], lay.origins[line_no], lay.line_boxes[line_no]
+    a, b = _rtl_word_span(ImageFont.truetype(lay.font_path, lay.font_size), line, lay.highlight, lay.direction)
+    pal = choose_palette(title, None)
+    img = np.asarray(compose_thumbnail(title=title).convert("RGB"), np.int32)
+    band = img[box[1]:box[3]]
+    near = np.abs(band - np.array(pal.highlight)).sum(axis=2) < 60  # the highlight colour
+    white = band.min(axis=2) > 235
+    inside, outside = slice(ox + a, ox + b), np.r_[box[0]:ox + a - 4, ox + b + 4:box[2]]
+    assert near[:, inside].sum() > 500 and white[:, inside].sum() < 0.05 * near[:, inside].sum()
+    assert white[:, outside].sum() > 500 and near[:, outside].sum() < 0.05 * white[:, outside].sum()
+    assert _rtl_word_span(ImageFont.truetype(lay.font_path, 40), "تاريخ Python في", "تاريخ", "rtl") is None
+
+
 def test_left_to_right_titles_keep_their_side_and_centred_styles_stay_centred() -> None:
     from core.media.thumbnail import SAFE_BOX, title_align
 
