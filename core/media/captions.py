@@ -40,6 +40,7 @@ from pathlib import Path
 from core.media.fonts import (
     FALLBACK_FONTS,
     FONT_DIR,
+    RIGHT_TO_LEFT_SCRIPTS,
     _drawn,
     break_lines,
     candidate_faces,
@@ -302,7 +303,7 @@ def _reads_right_to_left(cues: Sequence[Cue]) -> bool:
         for line in cue.lines:
             for ch in line:
                 if ch.isalpha():
-                    if script_of(ch) in ("arabic", "hebrew"):
+                    if script_of(ch) in RIGHT_TO_LEFT_SCRIPTS:
                         rtl += 1
                     else:
                         other += 1

@@ -36,6 +36,7 @@ __all__ = [
     "font_facts",
     "truetype",
     "right_to_left",
+    "RIGHT_TO_LEFT_SCRIPTS",
 ]
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
@@ -200,12 +201,16 @@ def script_of(ch: str) -> str | None:
     return None
 
 
+#: The scripts written right to left among those the bundled faces cover.
+RIGHT_TO_LEFT_SCRIPTS = frozenset({"arabic", "hebrew"})
+
+
 def right_to_left(text: str) -> bool:
     """Whether ``text`` runs right to left as a whole: its first letter is Arabic or Hebrew (the base
     direction FriBiDi and libass give a paragraph, rule P2 of the Unicode bidi algorithm, for letters)."""
     for ch in text:
         if ch.isalpha():
-            return script_of(ch) in ("arabic", "hebrew")
+            return script_of(ch) in RIGHT_TO_LEFT_SCRIPTS
     return False
 
 

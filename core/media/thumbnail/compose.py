@@ -16,7 +16,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
 
 from core.media.formats import THUMBNAIL_MAX_BYTES
 from core.errors import MediaError, StorageError
-from core.media.fonts import font_path, script_of
+from core.media.fonts import RIGHT_TO_LEFT_SCRIPTS, font_path, script_of
 from core.media.thumbnail.background import _ramp, _scale, _tint, _vignette, load_background, render_background
 from core.media.thumbnail.layout import HEIGHT, WIDTH, TitleLayout, _font, accept_text, layout_title
 from core.media.thumbnail.style import _STROKE_RGB, _WHITE, RGB, Palette, _style_words, choose_palette
@@ -56,7 +56,7 @@ def _draw_text(img: Image.Image, lay: TitleLayout, pal: Palette, *, all_highligh
     for (ox, oy), line in zip(lay.origins, lay.lines):
         # A right-to-left line is drawn whole: its words run leftwards, which only the layout
         # engine (FriBiDi) orders; drawn word by word they would read backwards.
-        rtl = lay.direction == "rtl" or any(script_of(c) in ("arabic", "hebrew") for c in line)
+        rtl = lay.direction == "rtl" or any(script_of(c) in RIGHT_TO_LEFT_SCRIPTS for c in line)
         parts = [line] if rtl else line.split(" ")
         for i, w in enumerate(parts):
             prefix = " ".join(parts[:i]) + (" " if i else "")
@@ -116,7 +116,7 @@ def _rtl_word_span(f, line: str, word: str | None, direction: str | None) -> tup
     written (they do not join across a space), so a word's right edge is the line's width less the width
     of the words before it; a Latin run inside the line is laid out left to right and breaks that rule."""
     parts = line.split(" ")
-    if not word or word not in parts or any(c.isalpha() and script_of(c) not in ("arabic", "hebrew") for c in line):
+    if not word or word not in parts or any(c.isalpha() and script_of(c) not in RIGHT_TO_LEFT_SCRIPTS for c in line):
         return None
     i = parts.index(word)
     right = f.getlength(line, direction=direction) - (f.getlength(" ".join(parts[:i]) + " ", direction=direction)
