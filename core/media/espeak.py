@@ -604,9 +604,8 @@ def _render(
 
     Japanese with kanji is spoken from its kana reading (core.media.japanese); the events are moved
     back onto the written text's positions."""
-    speech = None
-    if _is_japanese(voice_name) and japanese.needs_reading(text):
-        speech = japanese.spoken(text)  # NotConfigured without the `ja` extra: never "Chinese letter"
+    # NotConfigured for kanji without the `ja` extra: never "Chinese letter".
+    speech = japanese.reading_for(text) if _is_japanese(voice_name) else None
     result, blob = _WORKER.call(
         "render",
         {"text": _engine_text(speech.text if speech else text), "voice": voice_name, "wpm": wpm},

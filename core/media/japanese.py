@@ -10,9 +10,10 @@ Japanese TTS front end does:
 - the topic and direction particles are said as spoken: は -> ワ, へ -> エ (を is read "o" already);
 - long vowels in nouns are written as spoken: トウキョウ -> トーキョー, センセイ -> センセー (verbs
   keep theirs: オモウ is "omou");
-- digits, punctuation, and words in other scripts (Latin) stay as written: espeak-ng reads
-  Japanese numbers itself ("2024" -> "nisen nijuu yon"), and the dictionary's readings of
-  numbers go digit by digit;
+- a Latin word the dictionary knows is said from its katakana reading (Google -> グーグル);
+  digits, punctuation and unknown Latin words stay as written: espeak-ng reads Japanese numbers
+  itself ("2024" -> "nisen nijuu yon"), the dictionary's readings of numbers go digit by digit,
+  and an unknown word is spelled;
 - morphemes are separated by spaces, so the engine's word events fall on them.
 
 :class:`Spoken` keeps, for every position of the spoken text, the position in the written text
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 
 from core.errors import NotConfigured
 
-__all__ = ["Spoken", "needs_reading", "readings_unavailable", "spoken", "EXTRA_HINT"]
+__all__ = ["Spoken", "needs_reading", "readings_unavailable", "reading_for", "spoken", "EXTRA_HINT"]
 
 EXTRA_HINT = "pip install 'ytap-mcp[ja]'"
 
@@ -38,6 +39,7 @@ EXTRA_HINT = "pip install 'ytap-mcp[ja]'"
 # narrations can run at once: one tokenizer, one user at a time (a sentence takes well under a millisecond).
 _TOKENIZER_LOCK = threading.Lock()
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f\u3005\u3006]")  # + 々 〆
+_LATIN = re.compile(r"[A-Za-z]")
 _SPOKEN_PARTICLES = {"は": "ワ", "へ": "エ"}
 _O_ROW = set("オコゴソゾトドノホボポモヨョロヲ")
 _E_ROW = set("エケゲセゼテデネヘベペメレ")
@@ -46,6 +48,15 @@ _E_ROW = set("エケゲセゼテデネヘベペメレ")
 def needs_reading(text: str) -> bool:
     """Whether ``text`` has a kanji, which the engine cannot read."""
     return _HAN.search(text) is not None
+
+
+def reading_for(text: str) -> Spoken | None:
+    """What the engine should say for Japanese ``text``: its reading, or None to say it as written (kana and
+    digits alone; or Latin words when there is no dictionary, which the engine then spells). Raises
+    NotConfigured for kanji without the ``ja`` extra."""
+    if needs_reading(text) or (_LATIN.search(text) and readings_unavailable() is None):
+        return spoken(text)
+    return None
 
 
 def readings_unavailable() -> str | None:
@@ -92,6 +103,10 @@ def _long_vowels(kana: str) -> str:
     return "".join(out)
 
 
+def _is_katakana(ch: str) -> bool:
+    return "\u30a0" <= ch <= "\u30ff"
+
+
 def _is_kana_or_kanji(ch: str) -> bool:
     name = unicodedata.name(ch, "")
     return name.startswith(("HIRAGANA", "KATAKANA", "CJK")) or _HAN.match(ch) is not None
@@ -100,8 +115,14 @@ def _is_kana_or_kanji(ch: str) -> bool:
 def _say(surface: str, reading: str, pos: tuple[str, ...]) -> str:
     if pos[0] == "空白" or surface.isspace():
         return ""
-    if pos[0] in ("補助記号", "記号") or not any(_is_kana_or_kanji(c) for c in surface):
-        return surface  # punctuation (a pause), digits, Latin: as written
+    if pos[0] in ("補助記号", "記号"):
+        return surface  # punctuation: a pause
+    if not any(_is_kana_or_kanji(c) for c in surface):
+        # A Latin word the dictionary knows has its katakana reading (Google -> グーグル, AI -> エーアイ), which
+        # espeak-ng says as Japanese; an unknown one (its "reading" is itself in lower case) and digits stay as
+        # written: the engine spells the first and reads the second in Japanese itself.
+        known = reading and all(_is_katakana(c) for c in reading) and not any(c.isdigit() for c in surface)
+        return reading if known else surface
     if pos[0] == "助詞" and surface in _SPOKEN_PARTICLES:
         return _SPOKEN_PARTICLES[surface]
     if not reading or reading == "キゴウ":  # the dictionary's placeholder reading for a symbol

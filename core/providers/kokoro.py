@@ -228,7 +228,8 @@ class LocalKokoroSpeechProvider:
                 for n, text in enumerate(texts):
                     ctx.progress(0.9 * n / len(texts), f"kokoro: segment {n + 1} of {len(texts)}")
                     # Its phonemizer is espeak-ng, which reads no kanji: Japanese goes in as its kana reading.
-                    said = japanese.spoken(text).text if lang == "ja" and japanese.needs_reading(text) else text
+                    reading = japanese.reading_for(text) if lang == "ja" else None
+                    said = reading.text if reading else text
                     result, blob = _WORKER.call("speak", {"model": model, "voices": voices, "threads": _THREADS,
                                                           "text": said, "voice": voice, "lang": lang,
                                                           "speed": spec.speed},

@@ -28,9 +28,13 @@ def test_readings_are_kana_with_particles_and_long_vowels_as_spoken() -> None:
     assert japanese.spoken("思う").text == "オモウ"  # a verb keeps its vowels
 
 
-def test_digits_latin_and_punctuation_stay_as_written() -> None:
+def test_digits_unknown_latin_and_punctuation_stay_as_written_known_latin_is_read() -> None:
     said = japanese.spoken("iPhone 16を2024年に買った！")
     assert said.text.split() == ["iPhone", "16", "ヲ", "2024", "ネン", "ニ", "カッ", "タ", "！"]
+    assert japanese.spoken("GoogleのAIをPCで使う").text == "グーグル ノ エーアイ ヲ ピーシー デ ツカウ"
+    # No kanji, but Latin words: read too (when the dictionary is there); kana alone is said as written.
+    assert japanese.reading_for("GoogleのAIをつかう").text == "グーグル ノ エーアイ ヲ ツカウ"  # type: ignore[union-attr]
+    assert japanese.reading_for("とうきょう 2024") is None
     assert japanese.needs_reading("東京") and not japanese.needs_reading("トーキョー 2024")
 
 
@@ -64,8 +68,9 @@ def test_without_the_extra_the_local_voices_refuse_kanji_with_the_command(monkey
         with pytest.raises(NotConfigured, match=r"pip install 'ytap-mcp\[ja\]'"):
             espeak.synthesize([SENTENCE], tmp_path / "no.wav", voice="ja")
         assert not (tmp_path / "no.wav").exists()
-        # Kana needs no dictionary: it is spoken as it is.
-        espeak.synthesize(["とうきょう"], tmp_path / "kana.wav", voice="ja")
+        # Kana (with a Latin word, spelled) needs no dictionary: it is spoken as it is.
+        assert japanese.reading_for("Googleのとうきょう") is None
+        espeak.synthesize(["Googleのとうきょう"], tmp_path / "kana.wav", voice="ja")
         assert probe(tmp_path / "kana.wav").duration_s > 0.3
     finally:
         japanese._tokenizer.cache_clear()
