@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from pydantic import BaseModel
 
 from core.assets import AssetRow, VideoPaths
 from core.errors import ProvidersExhausted, YtapError
 from core.jobs import JobHandle
-from core.providers.base import CallContext
+from core.assets.props import AssetProps
+from core.providers.base import CallContext, ProviderOutput
 from core.runtime import Runtime
 from core.schemas import AssetResult, Attempt
 
-__all__ = ["call_context", "asset_fields", "record_failure"]
+__all__ = ["call_context", "asset_fields", "record_failure", "register_output"]
 
 
 def call_context(
@@ -78,3 +81,13 @@ def record_failure(rt: Runtime, paths: VideoPaths, capability: str, exc: BaseExc
         attempts = list(getattr(exc, "attempts", []) or [])
     if attempts:
         rt.registry.assets.record_attempts(paths, capability=capability, attempts=attempts, job_id=job_id)
+
+
+async def register_output(rt: Runtime, paths: VideoPaths, output: ProviderOutput, handle: JobHandle, *, kind: str,
+                          path: Path, staged: Path, props: AssetProps, capability: str, **extra: Any) -> AssetRow:
+    """A chain's output registered as the video's asset of ``kind``: ``staged`` is renamed onto ``path`` (and
+    ``extra``'s sidecars onto theirs) inside the registration's transaction, hashing and fsync off the loop."""
+    return await anyio.to_thread.run_sync(lambda: rt.registry.assets.add(
+        paths, kind=kind, path=path, staged=staged, provider=output.provider, model=output.model,
+        cost_usd=output.cost_usd, props=props, attempts=output.attempts, capability=capability,
+        job_id=handle.job_id, **extra))

@@ -19,8 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import anyio.to_thread
-
 from core.assets import AssetRow, VideoPaths
 from core.assets.atomic import staged
 from core.assets.props import MusicProps
@@ -33,7 +31,7 @@ from core.providers.base import CallContext, Finish, MusicFacts, MusicSpec, Prov
 from core.runtime import Runtime
 from core.schemas import Attempt, MusicRequest, MusicResult
 from core.services import cache
-from core.services.common import asset_fields, call_context, record_failure
+from core.services.common import asset_fields, call_context, record_failure, register_output
 
 __all__ = ["MusicPlan", "MusicFinished", "prepare", "from_cache", "finish_music", "generate_music", "music_path"]
 
@@ -155,18 +153,7 @@ async def generate_music(rt: Runtime, plan: MusicPlan, handle: JobHandle) -> Mus
             integrated_lufs=m.integrated_lufs,
             true_peak_dbtp=m.true_peak_dbtp,
         )
-        row = await anyio.to_thread.run_sync(lambda: rt.registry.assets.add(
-            paths,
-            kind="music",
-            path=final,
-            staged=tmp,
-            provider=output.provider,
-            model=output.model,
-            cost_usd=output.cost_usd,
-            props=props,
-            attempts=output.attempts,
-            capability="music",
-            job_id=handle.job_id,
-        ))
+        row = await register_output(rt, paths, output, handle, kind="music", path=final, staged=tmp, props=props,
+                                    capability="music")
     cache.remember(rt, plan.key, row, final)
     return _result(paths, row, output.attempts)

@@ -17,8 +17,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import anyio.to_thread
-
 from core.assets import AssetRow, VideoPaths
 from core.assets.atomic import staged
 from core.errors import BadOutput, MediaError
@@ -33,7 +31,7 @@ from core.runtime import Runtime
 from core.assets.props import NarrationProps
 from core.schemas import Attempt, NarrationRequest, NarrationResult, SegmentTiming
 from core.services import cache
-from core.services.common import asset_fields, call_context, record_failure
+from core.services.common import asset_fields, call_context, record_failure, register_output
 from core.services.voices import SpeakingVoice, speaking_voice
 
 __all__ = ["NarrationPlan", "prepare", "from_cache", "finish_speech", "synthesize_narration"]
@@ -171,20 +169,7 @@ async def synthesize_narration(rt: Runtime, plan: NarrationPlan, handle: JobHand
             segments=tuple(segments),
             srt=paths.relative(paths.narration_srt),
         )
-        # The WAV and its .srt are renamed into place inside the registration's transaction (off the loop).
-        row = await anyio.to_thread.run_sync(lambda: rt.registry.assets.add(
-            paths,
-            kind="narration",
-            path=paths.narration,
-            staged=tmp,
-            sidecars={srt_tmp: paths.narration_srt},
-            provider=output.provider,
-            model=output.model,
-            cost_usd=output.cost_usd,
-            props=props,
-            attempts=output.attempts,
-            capability="speech",
-            job_id=handle.job_id,
-        ))
+        row = await register_output(rt, paths, output, handle, kind="narration", path=paths.narration, staged=tmp,
+                                    props=props, capability="speech", sidecars={srt_tmp: paths.narration_srt})
     cache.remember(rt, plan.key, row, paths.narration)
     return _result(paths, row, output.attempts)

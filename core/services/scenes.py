@@ -17,8 +17,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import anyio.to_thread
-
 from core.assets import VideoPaths
 from core.assets.atomic import staged
 from core.jobs import JobHandle
@@ -31,7 +29,7 @@ from core.assets.props import SceneProps
 from core.media.formats import SCENE_FPS
 from core.schemas import SceneRequest, SceneResult
 from core.services import cache
-from core.services.common import asset_fields, call_context, record_failure
+from core.services.common import asset_fields, call_context, record_failure, register_output
 from core.services.credits import video_credits
 
 __all__ = ["ScenePlan", "prepare", "from_cache", "finish_clip", "generate_scene", "used_sources"]
@@ -177,20 +175,7 @@ async def _generate_scene(rt: Runtime, plan: ScenePlan, handle: JobHandle, claim
             aspect_ratio=req.aspect_ratio,
             credits=tuple(output.footage.credits) if output.footage else (),
         )
-        # Renamed onto the slot inside the registration's transaction (hashing and fsync: off the loop).
-        row = await anyio.to_thread.run_sync(lambda: rt.registry.assets.add(
-            paths,
-            kind="scene",
-            path=final,
-            staged=tmp,
-            provider=output.provider,
-            model=output.model,
-            cost_usd=output.cost_usd,
-            props=props,
-            attempts=output.attempts,
-            capability="video",
-            scene_index=req.scene_index,
-            job_id=handle.job_id,
-        ))
+        row = await register_output(rt, paths, output, handle, kind="scene", path=final, staged=tmp, props=props,
+                                    capability="video", scene_index=req.scene_index)
     cache.remember(rt, plan.key, row, final)
     return SceneResult(**asset_fields(paths, row, output.attempts), scene_index=req.scene_index, prompt=req.prompt)

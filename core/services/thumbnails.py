@@ -17,8 +17,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import anyio.to_thread
-
 from core.assets import VideoPaths
 from core.assets.atomic import staged
 from core.errors import BadOutput
@@ -32,7 +30,7 @@ from core.providers.base import CallContext, Finish, ImageSpec, ProviderOutput
 from core.runtime import Runtime
 from core.schemas import ThumbnailRequest, ThumbnailResult
 from core.services import cache
-from core.services.common import asset_fields, call_context, record_failure
+from core.services.common import asset_fields, call_context, record_failure, register_output
 from core.services.fonts import ResolvedFont, resolve_font
 
 __all__ = ["ThumbnailPlan", "prepare", "from_cache", "finish_thumbnail", "background_prompt", "make_thumbnail",
@@ -154,21 +152,10 @@ async def make_thumbnail(rt: Runtime, plan: ThumbnailPlan, handle: JobHandle) ->
             record_failure(rt, paths, "image", exc, handle.job_id)
             raise
         width, height = output.finished
-        # Renamed onto thumbnail.jpg inside the registration's transaction (fsync, hashing: off the loop).
-        row = await anyio.to_thread.run_sync(lambda: rt.registry.assets.add(
-            paths,
-            kind="thumbnail",
-            path=paths.thumbnail,
-            staged=tmp,
-            provider=output.provider,
-            model=output.model,
-            cost_usd=output.cost_usd,
-            props=ThumbnailProps(width=width, height=height, format="JPEG", title=req.title, subtitle=req.subtitle,
-                                 font=font.record()),
-            attempts=output.attempts,
-            capability="image",
-            job_id=handle.job_id,
-        ))
+        props = ThumbnailProps(width=width, height=height, format="JPEG", title=req.title, subtitle=req.subtitle,
+                               font=font.record())
+        row = await register_output(rt, paths, output, handle, kind="thumbnail", path=paths.thumbnail, staged=tmp,
+                                    props=props, capability="image")
     cache.remember(rt, plan.key, row, paths.thumbnail)
     return ThumbnailResult(**asset_fields(paths, row, output.attempts, into=ThumbnailResult), title=req.title, font=font.name,
                            notes=_notes(req, font))
