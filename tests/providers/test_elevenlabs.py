@@ -10,7 +10,7 @@ import functools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from core.providers.pricing import price_for
 from core.providers.resilience import RetryPolicy
 from core.services.narration import finish_speech
 from tests.vendors import elevenlabs_mock as el
-from tests.vendors.loopback import LoopbackServer, Reply, Request, json_reply, loopback_server
+from tests.vendors.loopback import LoopbackServer, Reply, Request, json_reply
 
 KEY = "sk_test_4f1d9c77e2b8_DISTINCTIVE_FAKE_KEY"
 PRICE = price_for("elevenlabs:eleven_multilingual_v2").usd_per_unit  # type: ignore[union-attr]
@@ -47,12 +47,6 @@ GAP_S = 0.35  # core.media.audio.DEFAULT_GAP_S
 
 
 # --- fixtures and helpers ------------------------------------------------------------------
-
-
-@pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    with loopback_server() as s:
-        yield s
 
 
 @pytest.fixture

@@ -27,16 +27,10 @@ from core.schemas import MusicRequest, MusicResult
 from core.services import music
 from core.services.tracking import provider_report
 from tests.vendors import elevenlabs_mock as el
-from tests.vendors.loopback import LoopbackServer, Reply, loopback_server
+from tests.vendors.loopback import LoopbackServer, Reply
 
 KEY = "sk_test_9c1e_MUSIC_DISTINCTIVE_FAKE_KEY"
 PRICE_PER_S = price_for("elevenlabs:music").usd_per_unit  # type: ignore[union-attr]
-
-
-@pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    with loopback_server() as s:
-        yield s
 
 
 @pytest.fixture

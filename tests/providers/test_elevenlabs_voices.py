@@ -7,7 +7,6 @@ the mock knows; only 127.0.0.1 is reached (tests/vendors/loopback.py).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +30,10 @@ from core.providers import CallContext
 from core.providers.base import ClonedVoice, VoiceCloningProvider
 from core.providers.elevenlabs import ElevenLabsSpeechProvider
 from tests.vendors import elevenlabs_mock as el
-from tests.vendors.loopback import LoopbackServer, Reply, json_reply, loopback_server
+from tests.vendors.loopback import LoopbackServer, Reply, json_reply
 
 KEY = "sk_test_9a7e5c3b1d_VOICES_FAKE_KEY"
 VOICE_ID = "AbCdEfGhIjKlMnOpQrSt"
-
-
-@pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    with loopback_server() as s:
-        yield s
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -27,7 +26,7 @@ from core.providers.kokoro import LocalKokoroSpeechProvider, WeightFile, fetch_w
 from core.runtime import Runtime
 from core.schemas import NarrationRequest
 from core.services import narration
-from tests.vendors.loopback import LoopbackServer, Reply, loopback_server
+from tests.vendors.loopback import LoopbackServer, Reply
 
 pytest.importorskip("kokoro_onnx")
 onnx = pytest.importorskip("onnx")
@@ -204,12 +203,6 @@ def test_kokoro_weights_that_differ_from_the_pins_are_refused(tmp_path: Path, ti
 
 
 # --- fetching the weights -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    with loopback_server() as s:
-        yield s
 
 
 def test_fetch_weights_downloads_checks_and_reports_progress(tmp_path: Path, server: LoopbackServer,

@@ -14,7 +14,7 @@ import json
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,7 @@ from core.providers.openai import (
 )
 from core.providers.resilience import RetryPolicy
 from tests.vendors import openai_mock as om
-from tests.vendors.loopback import LoopbackServer, Reply, json_reply, loopback_server
+from tests.vendors.loopback import LoopbackServer, Reply, json_reply
 
 KEY = "FAKE-openai-Yt4pQ9distinctive-kEy-7w2m"
 TIMEOUT_S = 10.0  # per-request client timeout: generous, the test machine may be busy
@@ -63,12 +63,6 @@ SPEECH = SpeechSpec(segments=("Hello there, friends.", "The second scene speaks 
 IMAGE = ImageSpec(prompt="Rust, fast: a quick tour", style="neon")
 VIDEO = VideoSpec(prompt="a red fox running through fresh snow", scene_index=1, duration_s=1.5, width=320,
                   height=180, fps=12, style="cinematic", negative_prompt="text overlays")
-
-
-@pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    with loopback_server() as s:
-        yield s
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ provider alone raises the mapped ``core.errors`` class, messages never carry the
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -34,19 +33,13 @@ from core.providers.resilience import RetryPolicy
 from core.services.scenes import finish_clip
 from tests.vendors import openai_mock as om
 from tests.vendors import replicate_mock as rm
-from tests.vendors.loopback import LoopbackServer, Reply, loopback_server
+from tests.vendors.loopback import LoopbackServer, Reply
 
 TOKEN = "r8_FAKE-replicate-TOKEN-5e0c7d"
 SPEC = VideoSpec(prompt="waves on a black sand beach", scene_index=1, duration_s=2.0, width=320, height=180,
                  style="drone shot")
 
 pytestmark = pytest.mark.usefixtures("no_vendor_environment")
-
-
-@pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    with loopback_server() as s:
-        yield s
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -36,7 +35,7 @@ from core.providers.stock.ranking import queries_for
 from core.runtime import Runtime
 from core.services.scenes import finish_clip
 from tests.vendors import stock_mock as sm
-from tests.vendors.loopback import LoopbackServer, Reply, json_reply, loopback_server
+from tests.vendors.loopback import LoopbackServer, Reply, json_reply
 
 PEXELS_KEY = "pexels-test-key-0123456789"
 PIXABAY_KEY = "pixabay-secret-key-9876543210"
@@ -60,12 +59,6 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         "webm": sm.make_clip(d / "h.webm", 640, 360, 3, "orange", webm=True),
         "webm_portrait": sm.make_clip(d / "i.webm", 360, 640, 3, "purple", webm=True),
     }
-
-
-@pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    with loopback_server() as s:
-        yield s
 
 
 @pytest.fixture(autouse=True)
@@ -326,6 +319,9 @@ def _pixabay_catalogue(server: LoopbackServer, clips: dict[str, bytes]) -> dict[
 def test_pixabay_scene_and_the_key_is_only_on_the_wire(server: LoopbackServer, clips: dict[str, bytes],
                                                        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    # httpx's own logger too: a CLI test run earlier in this process (ytap_mcp.cli quiets it) must not hide
+    # the request lines this test reads.
+    caplog.set_level(logging.DEBUG, logger="httpx")
     server.route("GET", "/api/videos/", sticky=json_reply(_pixabay_catalogue(server, clips)))
     rt = Runtime.create(_settings(tmp_path, server))
     try:
