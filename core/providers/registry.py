@@ -49,7 +49,7 @@ _FACTORIES: dict[str, tuple[Capability, str]] = {
     "local:espeak-ng": ("speech", "core.providers.local:LocalEspeakSpeechProvider"),
     "local:kokoro": ("speech", "core.providers.kokoro:LocalKokoroSpeechProvider"),
     "local:pillow": ("image", "core.providers.local:LocalPillowImageProvider"),
-    "elevenlabs:music": ("music", "core.providers.elevenlabs:ElevenLabsMusicProvider"),
+    "elevenlabs:music": ("music", "core.providers.elevenlabs_music:ElevenLabsMusicProvider"),
     "local:ambient": ("music", "core.providers.local:LocalAmbientMusicProvider"),
     "pexels:video": ("video", "core.providers.stock.pexels:PexelsVideoProvider"),
     "pixabay:video": ("video", "core.providers.stock.pixabay:PixabayVideoProvider"),

@@ -19,7 +19,7 @@ from core.config import Settings
 from core.jobs import JobHandle
 from core.media.mix import measure_loudness
 from core.media.probe import probe
-from core.providers.elevenlabs import ElevenLabsMusicProvider
+from core.providers.elevenlabs_music import ElevenLabsMusicProvider
 from core.providers.pricing import price_for
 from core.providers.resilience import RetryPolicy
 from core.runtime import Runtime
