@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import Field
 
 from core.runtime import Runtime
-from core.schemas import ID_PATTERN, ProviderReport, WorkspaceId, default_of
+from core.schemas import ProviderReport, WorkspaceId, default_of
 from core.services.tracking import provider_report as provider_report_service
 from tools._common import ProgressSink
 

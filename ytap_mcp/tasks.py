@@ -29,7 +29,6 @@ extension, parse a task result and resolve it by polling.
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence

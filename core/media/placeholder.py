@@ -355,7 +355,6 @@ def _layout(prompt: str, scene_index: int, width: int, height: int, accent: str 
     if 1 < len(lines) and not truncated:
         lines = _balance(text, lines, size=size, max_width=max_width, role=role)
 
-    title_font = _font(role, size)
     cap = -_font("display", size).getbbox("H")[1] + _font("display", size).getmetrics()[0]  # cap height in px
     line_height = round(size * 1.12)
 

@@ -52,7 +52,6 @@ import io
 import logging
 import os
 import re
-import math
 import stat
 import time
 import warnings
